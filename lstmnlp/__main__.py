@@ -1,0 +1,3 @@
+from lstmnlp.cli import main
+
+main()

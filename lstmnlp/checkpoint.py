@@ -1,0 +1,169 @@
+"""One save/load for every command: a run directory is a self-contained bundle.
+
+    runs/NAME/
+      config.yaml          the resolved recipe
+      tokenizer.model      sentencepiece model (and tokenizer.vocab)
+      model.safetensors    best weights by validation
+      last.safetensors     latest weights
+      trainer_state.pt     optimizer, step, RNG (loads with torch.load(weights_only=True))
+      meta.json            task, sizes, versions, best metric
+      metrics.jsonl        one JSON object per logged event
+
+Weights are safetensors, so loading never unpickles. Every write is atomic: a temporary file,
+fsync, then rename, so a killed process leaves the previous file loadable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from lstmnlp.config import ExperimentConfig, config_from_dict, read_yaml
+from lstmnlp.errors import UserError
+
+BEST_WEIGHTS = "model.safetensors"
+LAST_WEIGHTS = "last.safetensors"
+TRAINER_STATE = "trainer_state.pt"
+META = "meta.json"
+CONFIG = "config.yaml"
+TOKENIZER = "tokenizer.model"
+METRICS = "metrics.jsonl"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(temporary_path)`, fsync it, and rename it over `path`."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        with open(temporary, "rb") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Weights as safetensors (tied tensors are stored once)."""
+    from safetensors.torch import save_model
+
+    atomic_write(path, lambda temporary: save_model(model, str(temporary)))
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load safetensors weights into `model`; a damaged or foreign file is a UserError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    if not path.is_file():
+        raise UserError(f"{path}: weights not found")
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise UserError(f"{path}: cannot load weights ({str(error).splitlines()[0]}); "
+                        "the file is damaged or belongs to another model") from None
+    if missing or unexpected:
+        raise UserError(f"{path}: weights do not match the model in config.yaml "
+                        f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
+
+
+def save_trainer_state(state: dict[str, Any], path: Path) -> None:
+    atomic_write(path, lambda temporary: torch.save(state, temporary))
+
+
+def load_trainer_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as error:  # torch raises many types for damaged files
+        raise UserError(f"{path}: cannot load trainer state ({str(error).splitlines()[0]})") from None
+
+
+def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    atomic_write_text(run_dir / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / META
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not an lstmnlp run directory (no {META})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: damaged run metadata") from None
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready for inference."""
+
+    run_dir: Path
+    config: ExperimentConfig
+    meta: dict[str, Any]
+    tokenizer: Any  # lstmnlp.tokenizer.Tokenizer
+    model: torch.nn.Module
+
+
+def load_run(run_dir: Path, *, expected_task: str | None = None, weights: str = BEST_WEIGHTS) -> LoadedRun:
+    """Load config, tokenizer and weights of a run for inference (model in eval mode)."""
+    from lstmnlp.models import build_model
+    from lstmnlp.tokenizer import Tokenizer
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: run directory not found")
+    meta = read_meta(run_dir)
+    config = config_from_dict(read_yaml(run_dir / CONFIG))
+    if expected_task is not None and config.task != expected_task:
+        raise UserError(f"{run_dir}: this is a {config.task!r} run; this command needs a {expected_task!r} run")
+    tokenizer = Tokenizer(run_dir / TOKENIZER)
+    if tokenizer.vocab_size != meta.get("vocab_size"):
+        raise UserError(f"{run_dir / TOKENIZER}: tokenizer has {tokenizer.vocab_size} pieces but the "
+                        f"model was trained with {meta.get('vocab_size')}: it does not belong to this run")
+    model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
+    load_weights(model, run_dir / weights)
+    model.eval()
+    return LoadedRun(run_dir, config, meta, tokenizer, model)
+
+
+def latest_run(base: Path = Path("runs")) -> Path:
+    """The most recently written run directory under `base`."""
+    candidates = [path for path in base.glob("*") if (path / BEST_WEIGHTS).is_file()] if base.is_dir() else []
+    if not candidates:
+        raise UserError(f"no trained run found in {base}/: train one with `lstmnlp train` or pass RUN_DIR")
+    return max(candidates, key=lambda path: (path / BEST_WEIGHTS).stat().st_mtime)
+
+
+def create_run_dir(out: Path | None, name: str, base: Path = Path("runs")) -> Path:
+    """A new, empty run directory: `out` if given (refused when it already holds a run),
+    else runs/NAME-YYYYmmdd-HHMMSS."""
+    import time
+
+    if out is None:
+        base.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = base / f"{name}-{stamp}"
+        suffix = 1
+        while out.exists():
+            suffix += 1
+            out = base / f"{name}-{stamp}-{suffix}"
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"{out}: already holds a run; pick another --out (a finished run is never overwritten)")
+    if not out.parent.exists():
+        raise UserError(f"{out.parent}: directory does not exist")
+    out.mkdir(parents=False, exist_ok=True)
+    return out

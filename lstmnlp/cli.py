@@ -1,0 +1,323 @@
+"""The `lstmnlp` command: each command parses, calls one library function, and renders.
+
+torch and the models are imported inside the commands, so `lstmnlp --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lstmnlp.errors import UserError
+
+app = typer.Typer(help="Train, sample and evaluate LSTM sequence models.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+tokenize_app = typer.Typer(help="Train and apply sentencepiece tokenizers.", no_args_is_help=True)
+app.add_typer(tokenize_app, name="tokenize")
+
+console = Console()
+error_console = Console(stderr=True)
+DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
+
+
+def user_errors(command: Callable) -> Callable:
+    """Turn a UserError into one red line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            error_console.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            sys.stderr.close()
+            raise typer.Exit(0) from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------- text in and out
+
+
+def read_input_lines(path: Optional[Path]) -> list[str]:
+    """Lines from a file or stdin, without line ends."""
+    from lstmnlp.data import read_lines
+
+    if path is None:
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data[: error.start].count(b"\n") + 1
+            raise UserError(f"<stdin>:{line}: not valid UTF-8") from None
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return lines
+    if path.is_file() and path.stat().st_size == 0:
+        return []
+    return read_lines(path)
+
+
+def write_output_lines(path: Optional[Path], lines: list[str]) -> None:
+    """Write lines to a file (atomically, so a failure never leaves half a file) or stdout."""
+    from lstmnlp.checkpoint import atomic_write_text
+
+    text = "".join(line + "\n" for line in lines)
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    if not path.parent.exists():
+        raise UserError(f"{path.parent}: output directory does not exist")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected an output file")
+    atomic_write_text(path, text)
+
+
+# ---------------------------------------------------------------- tokenize
+
+
+@tokenize_app.command("train")
+@user_errors
+def tokenize_train(
+    files: List[Path] = typer.Argument(..., help="Text files, one sentence per line."),
+    prefix: Path = typer.Option(..., "--prefix", help="Writes PREFIX.model and PREFIX.vocab."),
+    vocab_size: int = typer.Option(8000, "--vocab-size", help="Number of pieces (an upper bound for char)."),
+    model_type: str = typer.Option("unigram", "--model-type", help="bpe, unigram, char or word."),
+    character_coverage: float = typer.Option(0.9995, "--character-coverage",
+                                             help="Share of characters the vocabulary must cover."),
+    byte_fallback: bool = typer.Option(False, "--byte-fallback", help="Spell unknown characters as bytes."),
+    user_defined_symbols: str = typer.Option("", "--user-defined-symbols",
+                                             help="Comma-separated pieces always kept whole."),
+) -> None:
+    """Train a sentencepiece model (pad 0, unk 1, bos 2, eos 3)."""
+    from lstmnlp.tokenizer import train_tokenizer
+
+    symbols = [s for s in user_defined_symbols.split(",") if s]
+    report = train_tokenizer(files, prefix, vocab_size=vocab_size, model_type=model_type,
+                             character_coverage=character_coverage, byte_fallback=byte_fallback,
+                             user_defined_symbols=symbols)
+    table = Table(title=f"tokenizer {report.model_path}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("model type", model_type)
+    table.add_row("vocabulary size", f"{report.vocab_size:,}")
+    table.add_row("characters covered", f"{100 * report.character_coverage:.3f}%")
+    table.add_row(f"mean pieces per line ({report.lines_sampled:,} lines)", f"{report.mean_pieces_per_line:.2f}")
+    table.add_row("training time", f"{report.seconds:.1f} s")
+    console.print(table)
+
+
+@tokenize_app.command("encode")
+@user_errors
+def tokenize_encode(
+    model: Path = typer.Option(..., "--model", help="A .model file from `lstmnlp tokenize train`."),
+    ids: bool = typer.Option(False, "--ids", help="Print ids instead of pieces."),
+    input: Optional[Path] = typer.Option(None, "--input", help="Input file (default: stdin)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Output file (default: stdout)."),
+) -> None:
+    """Text to pieces (or ids), one line in, one line out."""
+    from lstmnlp.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(model)
+    lines = read_input_lines(input)
+    if ids:
+        encoded = [" ".join(map(str, row)) for row in tokenizer.encode_batch(lines)]
+    else:
+        encoded = [" ".join(tokenizer.pieces(line)) for line in lines]
+    write_output_lines(output, encoded)
+
+
+@tokenize_app.command("decode")
+@user_errors
+def tokenize_decode(
+    model: Path = typer.Option(..., "--model", help="A .model file from `lstmnlp tokenize train`."),
+    input: Optional[Path] = typer.Option(None, "--input", help="Pieces or ids, space separated (default: stdin)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Output file (default: stdout)."),
+) -> None:
+    """Pieces (or ids) back to text, one line in, one line out."""
+    from lstmnlp.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(model)
+    decoded = []
+    for number, line in enumerate(read_input_lines(input), start=1):
+        tokens = line.split(" ") if line else []
+        if tokens and all(t.isdigit() for t in tokens):
+            values = [int(t) for t in tokens]
+            if max(values) >= tokenizer.vocab_size:
+                raise UserError(f"{input or '<stdin>'}:{number}: id {max(values)} is outside the vocabulary "
+                                f"of {tokenizer.vocab_size}")
+            decoded.append(tokenizer.decode(values))
+        else:
+            decoded.append(tokenizer.processor.decode_pieces(tokens))
+    write_output_lines(output, decoded)
+
+
+# ---------------------------------------------------------------- train
+
+
+@app.command()
+@user_errors
+def train(
+    recipe: Optional[Path] = typer.Argument(None, help="YAML recipe (default: a character LM on the built-in corpus)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.lr=0.001 (repeatable)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Read the recipe's files from DIR."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/NAME-TIME)."),
+) -> None:
+    """Train a model from a recipe; with no recipe, a character LM on the built-in corpus (about 3 minutes)."""
+    from lstmnlp.config import load_config
+
+    overrides = list(set_) + ([f"data.dir={data_dir}"] if data_dir is not None else [])
+    config = load_config(recipe or DEFAULT_RECIPE, overrides)
+    from lstmnlp.checkpoint import create_run_dir
+    from lstmnlp.language_modeling import train_language_model
+    from lstmnlp.progress import make_reporter
+
+    run_dir = create_run_dir(out, config.name)
+    console.print(f"run directory: [bold]{run_dir}[/bold]")
+    reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
+    try:
+        summary = train_language_model(config, run_dir, reporter=reporter,
+                                       log=lambda text: console.print(text, highlight=False))
+    finally:
+        if hasattr(reporter, "close"):
+            reporter.close()
+    _render_train_summary(summary)
+
+
+def _render_train_summary(summary) -> None:
+    result = summary.result
+    table = Table(title="training summary")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("run directory", str(summary.run_dir))
+    table.add_row("parameters", f"{summary.parameters:,}")
+    table.add_row("steps (epochs)", f"{result.steps:,} ({result.epochs})")
+    table.add_row("stopped by", result.stop_reason)
+    table.add_row("time", f"{result.elapsed_s:.0f} s")
+    table.add_row("training tokens/s", f"{result.tokens_per_s:,.0f}")
+    for key, value in result.best_metrics.items():
+        table.add_row(f"best {key} (step {result.best_step})", f"{value:.4f}")
+    console.print(table)
+    console.print("[bold]sample:[/bold]")
+    console.print(summary.sample, markup=False, highlight=False)
+
+
+# ---------------------------------------------------------------- generate and score
+
+
+@app.command()
+@user_errors
+def generate(
+    run_dir: Optional[Path] = typer.Argument(None, help="Run directory (default: the latest in ./runs)."),
+    prompt: str = typer.Option("", "--prompt", help="Text to continue."),
+    max_tokens: int = typer.Option(500, "--max-tokens", help="Tokens to generate."),
+    temperature: float = typer.Option(0.8, "--temperature", help="0 is greedy."),
+    top_k: int = typer.Option(0, "--top-k", help="Sample from the K most likely tokens (0: all)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1: all)."),
+    beam_size: int = typer.Option(1, "--beam-size", help="Above 1: beam search for the likeliest text."),
+    num_samples: int = typer.Option(1, "--num-samples", help="How many texts to produce."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed and options give the same text."),
+) -> None:
+    """Continue a prompt with a trained language model, streaming the text."""
+    _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples)
+    from lstmnlp.checkpoint import latest_run, load_run
+    from lstmnlp.language_modeling import beam_generate, generate_text
+
+    loaded = load_run(run_dir or latest_run(), expected_task="lm")
+    unknown = loaded.tokenizer.unknown_characters(prompt)
+    if unknown:
+        error_console.print(f"[yellow]warning:[/yellow] the vocabulary has no {''.join(unknown)!r}; "
+                            "those characters are read as <unk>", highlight=False)
+    if beam_size > 1:
+        results = beam_generate(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
+                                beam_size=beam_size, nbest=num_samples)
+        for number, (text, _) in enumerate(results):
+            _write_sample(number, prompt + text)
+        return
+    for number in range(num_samples):
+        if number:
+            sys.stdout.write("\n")
+        sys.stdout.write(prompt)
+        generate_text(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
+                      temperature=temperature, top_k=top_k, top_p=top_p,
+                      seed=None if seed is None else seed + number, on_text=_stream)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
+def _stream(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _write_sample(number: int, text: str) -> None:
+    if number:
+        sys.stdout.write("\n")
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _check_generate_options(max_tokens: int, temperature: float, top_k: int, top_p: float,
+                            beam_size: int, num_samples: int) -> None:
+    if max_tokens < 1:
+        raise UserError("--max-tokens must be at least 1")
+    if temperature < 0:
+        raise UserError("--temperature must not be negative (0 is greedy)")
+    if top_k < 0:
+        raise UserError("--top-k must not be negative")
+    if not 0 < top_p <= 1:
+        raise UserError("--top-p must lie in (0, 1]")
+    if beam_size < 1 or num_samples < 1:
+        raise UserError("--beam-size and --num-samples must be at least 1")
+    if beam_size > 1 and num_samples > beam_size:
+        raise UserError("--num-samples cannot exceed --beam-size with beam search")
+
+
+@app.command()
+@user_errors
+def score(
+    run_dir: Path = typer.Argument(..., help="Run directory of a language model."),
+    input: Path = typer.Option(..., "--input", help="Text file to score."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Perplexity of a text under a trained language model."""
+    import json
+
+    from lstmnlp.checkpoint import load_run
+    from lstmnlp.data import read_text
+    from lstmnlp.language_modeling import score_text
+
+    loaded = load_run(run_dir, expected_task="lm")
+    result = score_text(loaded.model, loaded.tokenizer, read_text(input))
+    if json_output:
+        print(json.dumps(result.as_dict()))
+        return
+    table = Table(title=f"score of {input}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("tokens", f"{result.tokens:,}")
+    table.add_row("nll per token (nats)", f"{result.nll_per_token:.4f}")
+    table.add_row("perplexity", f"{result.perplexity:.3f}")
+    if result.bits_per_char is not None:
+        table.add_row("bits per character", f"{result.bits_per_char:.4f}")
+    table.add_row("perplexity per word", f"{result.perplexity_per_word:.3f}")
+    console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()

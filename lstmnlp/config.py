@@ -1,0 +1,283 @@
+"""Typed experiment configuration: frozen dataclasses, strict YAML and `--set a.b=value` loading.
+
+Every default lives here, once. YAML recipes and command-line overrides go through the same
+validation: an unknown key is an error naming the closest valid key, a bad value names its key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lstmnlp.errors import UserError
+
+BUILTIN_DATA_DIR = "builtin"  # `data.dir` value naming the corpus shipped inside the package
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the text comes from."""
+
+    dir: str = ""  # local folder of the files below; "builtin" = the package's own corpus
+    train: str = "input.txt"  # training file name inside `dir`
+    valid: str = ""  # validation file; empty = the tail `valid_fraction` of `train`
+    valid_fraction: float = 0.1  # share of the training text held out when `valid` is empty
+    hub: str = ""  # hub:NAME[:CONFIG], used when no `dir` is given
+    hub_text_column: str = "text"  # column of the hub dataset holding the text
+    hub_train_split: str = "train"
+    hub_valid_split: str = "validation"
+
+    def validate(self) -> None:
+        _check(0.0 < self.valid_fraction < 1.0, "data.valid_fraction", "must lie between 0 and 1")
+        if self.hub:
+            _check(self.hub.startswith("hub:"), "data.hub", "must look like hub:NAME[:CONFIG]")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """The sentencepiece model trained for a run that has none."""
+
+    path: str = ""  # an existing sentencepiece model to use instead of training one
+    model_type: str = "char"  # char | bpe | unigram | word
+    vocab_size: int = 8000  # an upper bound for char models
+    character_coverage: float = 1.0  # share of characters kept; the rest map to <unk>
+    byte_fallback: bool = False  # spell unknown characters as UTF-8 bytes instead of <unk>
+
+    def validate(self) -> None:
+        _check(self.model_type in ("char", "bpe", "unigram", "word"), "tokenizer.model_type",
+               "must be one of char, bpe, unigram, word")
+        _check(self.vocab_size >= 8, "tokenizer.vocab_size", "must be at least 8")
+        _check(0.9 <= self.character_coverage <= 1.0, "tokenizer.character_coverage",
+               "must lie between 0.9 and 1.0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Embedding, shared LSTM encoder and output layer sizes and regularization."""
+
+    embedding_dim: int = 128
+    hidden_size: int = 512
+    num_layers: int = 2
+    bidirectional: bool = False  # language models must stay unidirectional
+    dropout: float = 0.1  # between LSTM layers and before the output layer
+    embedding_dropout: float = 0.0  # dropout on the embedded inputs
+    weight_dropout: float = 0.0  # DropConnect on hidden-to-hidden weights (AWD-LSTM, arXiv:1708.02182)
+    recurrent_dropout: float = 0.0  # variational mask on h between steps (Gal & Ghahramani, arXiv:1512.05287)
+    peephole: bool = False  # peephole connections (Gers & Schmidhuber 2000); uses the slower custom cell
+    tie_weights: bool = False  # share embedding and output matrix (Press & Wolf, arXiv:1608.05859)
+    init: str = "default"  # default | xavier | orthogonal
+    forget_bias: float = 1.0  # forget-gate bias at init (Jozefowicz et al. 2015)
+
+    def validate(self) -> None:
+        for key in ("embedding_dim", "hidden_size", "num_layers"):
+            _check(getattr(self, key) >= 1, f"model.{key}", "must be at least 1")
+        for key in ("dropout", "embedding_dropout", "weight_dropout", "recurrent_dropout"):
+            _check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", "must lie in [0, 1)")
+        _check(self.init in ("default", "xavier", "orthogonal"), "model.init",
+               "must be one of default, xavier, orthogonal")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization, budgets, validation and logging."""
+
+    batch_size: int = 64  # sequences per batch (parallel streams for language models)
+    bptt: int = 128  # truncated back-propagation length in tokens (language models)
+    optimizer: str = "adamw"  # adam | adamw | sgd
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    schedule: str = "cosine"  # constant | cosine | linear | plateau
+    warmup_steps: int = 100  # linear warmup before the schedule
+    min_lr_ratio: float = 0.1  # cosine/linear decay floor, as a share of lr
+    plateau_factor: float = 0.5  # reduce-on-plateau multiplier
+    clip_norm: float = 1.0  # gradient clipping by global norm; 0 turns it off
+    seed: int = 1234
+    max_epochs: int = 0  # 0 = no limit
+    max_steps: int = 0  # 0 = no limit
+    max_time: float = 0.0  # seconds of training, a hard budget; 0 = no limit
+    eval_every: int = 200  # steps between validations
+    eval_streams: int = 16  # parallel streams when validating an LM; 1 scores exactly as `lstmnlp score`
+    patience: int = 0  # validations without improvement before stopping; 0 = never
+    precision: str = "fp32"  # fp32 | bf16 (autocast; AVX-512 BF16 CPUs and GPUs)
+    log_every: int = 20  # steps between log lines when not on a terminal
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    device: str = "auto"  # auto | cpu | cuda
+
+    def validate(self) -> None:
+        for key in ("batch_size", "bptt", "eval_every", "eval_streams", "log_every"):
+            _check(getattr(self, key) >= 1, f"train.{key}", "must be at least 1")
+        for key in ("max_epochs", "max_steps", "max_time", "patience", "warmup_steps", "threads",
+                    "clip_norm", "weight_decay"):
+            _check(getattr(self, key) >= 0, f"train.{key}", "must not be negative")
+        _check(self.lr > 0, "train.lr", "must be positive")
+        _check(self.optimizer in ("adam", "adamw", "sgd"), "train.optimizer",
+               "must be one of adam, adamw, sgd")
+        _check(self.schedule in ("constant", "cosine", "linear", "plateau"), "train.schedule",
+               "must be one of constant, cosine, linear, plateau")
+        _check(self.precision in ("fp32", "bf16"), "train.precision", "must be fp32 or bf16")
+        _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
+        _check(0 < self.plateau_factor < 1, "train.plateau_factor", "must lie between 0 and 1")
+        _check(0 <= self.min_lr_ratio <= 1, "train.min_lr_ratio", "must lie between 0 and 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole recipe."""
+
+    task: str = "lm"  # lm (language model)
+    name: str = "run"  # run directory name under runs/
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> None:
+        _check(self.task in ("lm",), "task", "must be lm (the only task so far)")
+        self.data.validate()
+        self.tokenizer.validate()
+        self.model.validate()
+        self.train.validate()
+        if self.task == "lm" and self.model.bidirectional:
+            raise UserError("model.bidirectional: a language model must not see the future; "
+                            "set model.bidirectional=false")
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise UserError(f"{key}: {message}")
+
+
+def load_config(recipe: Path | None, overrides: list[str] = (), *,
+                base: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read a YAML recipe (or `base`), apply `a.b=value` overrides, and validate.
+
+    Raises:
+        UserError: on a missing file, bad YAML, unknown key or bad value.
+    """
+    tree: dict[str, Any] = dict(base or {})
+    if recipe is not None:
+        tree = read_yaml(recipe)
+    for override in overrides:
+        key, value = parse_override(override)
+        set_dotted(tree, key, value)
+    return config_from_dict(tree)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Parse a YAML mapping from `path`, or raise UserError naming the file."""
+    if not path.exists():
+        raise UserError(f"{path}: recipe not found")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a YAML recipe")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise UserError(f"{path}: a recipe must be a YAML mapping of sections")
+    return tree
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `a.b=value`; the value is read as YAML (so 3, 0.1, true, null keep their types)."""
+    if "=" not in text:
+        raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. train.lr=0.001")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set `tree[a][b] = value` for key `a.b`, creating sections as needed."""
+    parts = key.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def config_from_dict(tree: dict[str, Any]) -> ExperimentConfig:
+    """Build and validate an ExperimentConfig from nested dicts, strictly."""
+    config = _build(ExperimentConfig, tree, prefix="")
+    config.validate()
+    return config
+
+
+def _build(cls: type, tree: Any, prefix: str) -> Any:
+    if not isinstance(tree, dict):
+        raise UserError(f"{prefix.rstrip('.') or 'recipe'}: expected a mapping of keys")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, raw in tree.items():
+        full_key = f"{prefix}{key}"
+        if key not in fields:
+            raise UserError(_unknown_key_message(full_key, [f"{prefix}{name}" for name in fields]))
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, raw, prefix=f"{full_key}.")
+        else:
+            values[key] = _coerce(raw, hint, full_key)
+    return cls(**values)
+
+
+def _unknown_key_message(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]}?" if close else f"; valid keys: {', '.join(valid)}"
+    return f"{key}: unknown key{hint}"
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a simple type hint (bool, int, float, str, or X | None)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(option for option in options if option is not type(None))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise UserError(f"{key}: expected a whole number, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise UserError(f"{key}: expected a number, got {value!r}")
+    if hint is str:
+        if value is None:
+            return ""
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise UserError(f"{key}: expected text, got {value!r}")
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """Plain nested dict of a config, for config.yaml and checkpoints."""
+    return dataclasses.asdict(config)
+
+
+def dump_yaml(config: ExperimentConfig) -> str:
+    """The resolved config as YAML text, every key written out."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)

@@ -1,0 +1,218 @@
+"""Language-model runs: read text, train or reuse a tokenizer, train, sample, score.
+
+The library functions behind `lstmnlp train` (task lm), `lstmnlp generate` and `lstmnlp score`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+import lstmnlp
+from lstmnlp import checkpoint
+from lstmnlp.config import DataConfig, ExperimentConfig, dump_yaml
+from lstmnlp.data import load_hub_text, read_text, resolve_data_dir, split_tail
+from lstmnlp.errors import UserError
+from lstmnlp.lm_data import batchify, decode_ids, encode_text, evaluate_stream, windows
+from lstmnlp.models import build_model
+from lstmnlp.search import beam_search, sample
+from lstmnlp.tokenizer import Tokenizer, train_tokenizer
+from lstmnlp.train import Reporter, Trainer, TrainResult, pick_device, seed_everything
+
+
+@dataclass
+class LMTrainSummary:
+    run_dir: Path
+    result: TrainResult
+    parameters: int
+    train_tokens: int
+    valid_tokens: int
+    sample: str
+
+
+def read_corpus(data: DataConfig) -> tuple[str, str, str]:
+    """(training text, validation text, where they came from)."""
+    folder = resolve_data_dir(data.dir)
+    if folder is None and data.hub:
+        train = "\n".join(load_hub_text(data.hub, split=data.hub_train_split, column=data.hub_text_column))
+        valid = "\n".join(load_hub_text(data.hub, split=data.hub_valid_split, column=data.hub_text_column))
+        return train, valid, data.hub
+    if folder is None:
+        raise UserError("no data: pass --data-dir DIR (or set data.dir / data.hub in the recipe)")
+    train_text = read_text(folder / data.train)
+    if data.valid:
+        return train_text, read_text(folder / data.valid), str(folder)
+    head, tail = split_tail(train_text, data.valid_fraction)
+    return head, tail, str(folder)
+
+
+def prepare_tokenizer(config: ExperimentConfig, train_text: str, run_dir: Path) -> Tokenizer:
+    """Copy the configured tokenizer into the run, or train one on the training text."""
+    target = run_dir / checkpoint.TOKENIZER
+    if config.tokenizer.path:
+        source = Path(config.tokenizer.path)
+        Tokenizer(source)  # checks it
+        shutil.copyfile(source, target)
+        return Tokenizer(target)
+    with tempfile.TemporaryDirectory() as folder:
+        text_file = Path(folder) / "train.txt"
+        text_file.write_text(train_text, encoding="utf-8")
+        train_tokenizer([text_file], run_dir / "tokenizer", vocab_size=config.tokenizer.vocab_size,
+                        model_type=config.tokenizer.model_type,
+                        character_coverage=config.tokenizer.character_coverage,
+                        byte_fallback=config.tokenizer.byte_fallback)
+    return Tokenizer(target)
+
+
+def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
+                         log: Callable[[str], None] = print) -> LMTrainSummary:
+    """Train an LM run into `run_dir` (already created, empty)."""
+    seed_everything(config.train.seed)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = pick_device(config.train.device)
+    train_text, valid_text, source = read_corpus(config.data)
+    (run_dir / checkpoint.CONFIG).write_text(dump_yaml(config), encoding="utf-8")
+    tokenizer = prepare_tokenizer(config, train_text, run_dir)
+    train_ids, valid_ids = encode_text(tokenizer, train_text), encode_text(tokenizer, valid_text)
+    log(f"data: {source}: {train_ids.numel():,} training and {valid_ids.numel():,} validation tokens, "
+        f"vocabulary {tokenizer.vocab_size}")
+    if train_ids.numel() < 2 * config.train.batch_size or valid_ids.numel() < 2 * config.train.eval_streams:
+        raise UserError("too little text for this batch size: lower train.batch_size / train.eval_streams")
+    model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id).to(device)
+    parameters = sum(p.numel() for p in model.parameters())
+    meta = {"task": "lm", "lstmnlp_version": lstmnlp.__version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version(), "vocab_size": tokenizer.vocab_size,
+            "tokenizer_type": config.tokenizer.model_type, "parameters": parameters, "data": source}
+    checkpoint.write_meta(run_dir, meta)
+    train_streams = batchify(train_ids, config.train.batch_size)
+
+    def train_batches(epoch: int) -> Iterator:
+        offset = random.Random(config.train.seed + epoch).randrange(config.train.bptt) if epoch else 0
+        return windows(train_streams, config.train.bptt, offset)
+
+    def validate() -> dict[str, float]:
+        total, count = evaluate_stream(model, valid_ids, num_streams=config.train.eval_streams,
+                                       bptt=512, device=device)
+        loss = total / count
+        return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}
+
+    def record_best(state: dict) -> None:
+        checkpoint.write_meta(run_dir, {**meta, **state})
+
+    trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
+                      reporter=reporter, device=device, on_checkpoint=record_best)
+    result = trainer.fit()
+    checkpoint.write_meta(run_dir, {**meta, "step": result.steps, "best_step": result.best_step,
+                                    "best_metrics": result.best_metrics, "stop_reason": result.stop_reason,
+                                    "elapsed_s": round(result.elapsed_s, 1)})
+    checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
+    model.eval()
+    text = generate_text(model, tokenizer, prompt="", max_tokens=200, temperature=0.8, seed=config.train.seed)
+    return LMTrainSummary(run_dir, result, parameters, train_ids.numel(), valid_ids.numel(), text)
+
+
+@torch.no_grad()
+def prime(model, tokenizer: Tokenizer, prompt: str) -> tuple[torch.Tensor, object]:
+    """Feed all but the last prompt token; return (last token (1,), state). An empty prompt
+    starts after a line break."""
+    ids = encode_text(tokenizer, prompt)
+    ids = torch.cat([torch.tensor([tokenizer.eos_id]), ids])  # the text starts a new line
+    device = next(model.parameters()).device
+    state = model.initial_state(1)
+    if ids.numel() > 1:
+        _, state = model(ids[None, :-1].to(device), state)
+    return ids[-1:].to(device), state
+
+
+@torch.no_grad()
+def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, temperature: float = 1.0,
+                  top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                  on_text: Callable[[str], None] | None = None) -> str:
+    """Sample a continuation of `prompt` (temperature 0 is greedy); `on_text` streams new text."""
+    generator = torch.Generator(device="cpu")
+    if seed is not None:
+        generator.manual_seed(seed)
+    start, state = prime(model, tokenizer, prompt)
+    produced: list[int] = []
+    shown = ""
+
+    def stream(new_ids: torch.Tensor) -> None:
+        nonlocal shown
+        produced.append(int(new_ids[0]))
+        text = decode_ids(tokenizer, produced)
+        if on_text is not None and text.startswith(shown) and len(text) > len(shown):
+            on_text(text[len(shown):])
+            shown = text
+
+    def step(prev_ids, step_state):
+        log_probs, step_state = model.step(prev_ids, step_state)
+        return log_probs.cpu(), step_state
+
+    sample(step, state, start, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+           generator=generator, on_tokens=stream)
+    text = decode_ids(tokenizer, produced)
+    if on_text is not None and len(text) > len(shown) and text.startswith(shown):
+        on_text(text[len(shown):])
+    return text
+
+
+@torch.no_grad()
+def beam_generate(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, beam_size: int,
+                  nbest: int = 1) -> list[tuple[str, float]]:
+    """The most likely continuations of `prompt` of exactly `max_tokens` tokens, by beam search."""
+    start, state = prime(model, tokenizer, prompt)
+    hypotheses = beam_search(model.step, state, start, beam_size=beam_size, max_lengths=max_tokens,
+                             eos_id=None, nbest=nbest)[0]
+    return [(decode_ids(tokenizer, h.tokens), h.score) for h in hypotheses]
+
+
+@dataclass
+class ScoreResult:
+    tokens: int
+    nll_per_token: float
+    perplexity: float
+    words: int
+    perplexity_per_word: float
+    bits_per_char: float | None
+
+    def as_dict(self) -> dict:
+        result = {"tokens": self.tokens, "nll_per_token": self.nll_per_token, "perplexity": self.perplexity,
+                  "words": self.words, "perplexity_per_word": self.perplexity_per_word}
+        if self.bits_per_char is not None:
+            result["bits_per_char"] = self.bits_per_char
+        return result
+
+
+@torch.no_grad()
+def score_text(model, tokenizer: Tokenizer, text: str) -> ScoreResult:
+    """Negative log-likelihood of `text` read from its start, line breaks included.
+
+    Per-word perplexity spreads the same total over whitespace-separated words plus one per line
+    break, so that models with different tokenizers can be compared.
+    """
+    ids = encode_text(tokenizer, text)
+    ids = torch.cat([torch.tensor([tokenizer.eos_id]), ids])  # context: a line break
+    device = next(model.parameters()).device
+    total, count = evaluate_stream(model, ids, num_streams=1, bptt=1024, device=device)
+    if count == 0:
+        raise UserError("nothing to score: the input has no tokens")
+    words = len(text.split()) + text.count("\n")
+    nll = total / count
+    bits = nll / math.log(2) if tokenizer.is_character_level else None
+    return ScoreResult(count, nll, math.exp(min(nll, 50.0)), words,
+                       math.exp(min(total / max(words, 1), 50.0)), bits)
+
+
+def summary_json(summary: LMTrainSummary) -> str:
+    return json.dumps({"run_dir": str(summary.run_dir), "steps": summary.result.steps,
+                       "best_metrics": summary.result.best_metrics})

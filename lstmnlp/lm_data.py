@@ -1,0 +1,78 @@
+"""Token streams for language models: text -> ids -> (B, N) parallel streams -> BPTT windows.
+
+    text "ab\ncd"  ->  ids [a b <eos> c d]        (a line break is the <eos> token)
+
+    batchify, B = 2:   stream 0: a b <eos> ...    each row is a contiguous slice of the text;
+                       stream 1: ...              windows of `bptt` columns are read left to
+                                                  right, the state carried from one to the next
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
+from lstmnlp.tokenizer import Tokenizer
+
+
+def encode_text(tokenizer: Tokenizer, text: str) -> torch.Tensor:
+    """One id stream for a whole text; each '\\n' becomes <eos>. Returns (N,) int64."""
+    lines = text.split("\n")
+    encoded = tokenizer.encode_batch(lines)
+    ids: list[int] = []
+    for number, line_ids in enumerate(encoded):
+        ids.extend(line_ids)
+        if number < len(lines) - 1:
+            ids.append(tokenizer.eos_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def decode_ids(tokenizer: Tokenizer, ids: list[int]) -> str:
+    """Inverse of `encode_text`: <eos> back to '\\n'."""
+    lines, current = [], []
+    for token in ids:
+        if token == tokenizer.eos_id:
+            lines.append(tokenizer.decode(current))
+            current = []
+        else:
+            current.append(token)
+    lines.append(tokenizer.decode(current))
+    return "\n".join(lines)
+
+
+def batchify(stream: torch.Tensor, num_streams: int) -> torch.Tensor:
+    """(N,) -> (B, N // B): B contiguous slices side by side; the remainder is dropped."""
+    length = stream.numel() // num_streams
+    return stream[: length * num_streams].view(num_streams, length)
+
+
+def windows(streams: torch.Tensor, bptt: int, offset: int = 0) -> Iterator[LanguageModelBatch]:
+    """BPTT windows over (B, N) streams, starting at column `offset`."""
+    total = streams.size(1) - 1
+    for start in range(offset, total, bptt):
+        end = min(start + bptt, total)
+        yield LanguageModelBatch(streams[:, start:end], streams[:, start + 1:end + 1])
+
+
+@torch.no_grad()
+def evaluate_stream(model: LanguageModel, stream: torch.Tensor, *, num_streams: int = 1,
+                    bptt: int = 512, device: torch.device | None = None) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) and token count of predicting `stream` from its start.
+
+    The first token is the context and is not scored; with one stream every other token is.
+    """
+    was_training = model.training
+    model.eval()
+    streams = batchify(stream, num_streams)
+    if device is not None:
+        streams = streams.to(device)
+    total, count, carry = 0.0, 0, None
+    for batch in windows(streams, bptt):
+        output = model.loss(batch, carry)
+        total += output.total
+        count += output.count
+        carry = output.carry
+    model.train(was_training)
+    return total, count

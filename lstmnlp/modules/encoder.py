@@ -1,0 +1,155 @@
+"""The one stacked LSTM encoder every lstmnlp model is built on.
+
+Shapes: B batch, T time, E embedding, H hidden, L layers, D directions (1 or 2).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lstmnlp.modules.cells import SteppedLSTMLayer, reverse_padded
+
+
+class LSTMState(NamedTuple):
+    """Recurrent state as a value: h and c, each (L*D, B, H), laid out as `nn.LSTM`'s."""
+
+    hidden: torch.Tensor
+    cell: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> "LSTMState":
+        """Rows `index` of the batch (beam reordering)."""
+        return LSTMState(self.hidden.index_select(1, index), self.cell.index_select(1, index))
+
+    def detach(self) -> "LSTMState":
+        """Cut the graph (truncated back-propagation through time)."""
+        return LSTMState(self.hidden.detach(), self.cell.detach())
+
+
+class EncoderOutput(NamedTuple):
+    outputs: torch.Tensor  # (B, T, D*H): forward half first, then backward half; zero at padding
+    final: LSTMState  # state after each sequence's last real token
+
+
+class StackedLSTMEncoder(nn.Module):
+    """Embedding -> dropout -> N LSTM layers (uni- or bidirectional), padded batches welcome.
+
+    Uses the fused `nn.LSTM` unless peepholes or variational recurrent dropout ask for the
+    stepped layer. Variable-length batches are packed internally: no pre-sorting needed.
+    """
+
+    def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int,
+                 bidirectional: bool, pad_id: int = 0, dropout: float = 0.0,
+                 embedding_dropout: float = 0.0, weight_dropout: float = 0.0,
+                 recurrent_dropout: float = 0.0, peephole: bool = False,
+                 init: str = "default", forget_bias: float = 1.0) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.num_directions = 2 if bidirectional else 1
+        self.weight_dropout = weight_dropout
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.layer_dropout = nn.Dropout(dropout)
+        self.stepped = peephole or recurrent_dropout > 0
+        if self.stepped:
+            self.layers = nn.ModuleList(
+                SteppedLSTMLayer(embedding_dim if layer == 0 else hidden_size * self.num_directions,
+                                 hidden_size, peephole=peephole, recurrent_dropout=recurrent_dropout)
+                for layer in range(num_layers) for _ in range(self.num_directions))
+        else:
+            self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
+                                dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
+        self.reset_parameters(init, forget_bias)
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size * self.num_directions
+
+    def reset_parameters(self, init: str, forget_bias: float) -> None:
+        """Xavier or orthogonal recurrent weights; forget-gate bias `forget_bias` (Jozefowicz et al. 2015)."""
+        hidden = self.hidden_size
+        for name, weight in self.named_parameters():
+            if name.startswith("embedding"):
+                continue
+            if "bias_ih" in name:
+                nn.init.zeros_(weight)
+                with torch.no_grad():
+                    weight[hidden:2 * hidden] = forget_bias
+            elif "bias_hh" in name:
+                nn.init.zeros_(weight)
+            elif "weight_ih" in name and init in ("xavier", "orthogonal"):
+                for block in weight.data.chunk(4, dim=0):
+                    nn.init.xavier_uniform_(block)
+            elif "weight_hh" in name and init == "xavier":
+                for block in weight.data.chunk(4, dim=0):
+                    nn.init.xavier_uniform_(block)
+            elif "weight_hh" in name and init == "orthogonal":
+                for block in weight.data.chunk(4, dim=0):
+                    nn.init.orthogonal_(block)
+
+    def initial_state(self, batch_size: int, device: torch.device | None = None) -> LSTMState:
+        shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
+        zeros = torch.zeros(shape, device=device or self.embedding.weight.device)
+        return LSTMState(zeros, zeros.clone())
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
+                state: LSTMState | None = None) -> EncoderOutput:
+        """Encode a batch.
+
+        Args:
+            ids: (B, T) token ids, padded at the end.
+            lengths: (B,) real lengths; None when every row is full.
+            state: initial state (L*D, B, H) pair; zeros when None.
+        """
+        embedded = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        if state is None:
+            state = self.initial_state(ids.size(0), ids.device)
+        if self.stepped:
+            return self._forward_stepped(embedded, lengths, state)
+        return self._forward_fused(embedded, lengths, state)
+
+    def _forward_fused(self, embedded: torch.Tensor, lengths: torch.Tensor | None,
+                       state: LSTMState) -> EncoderOutput:
+        inputs = embedded
+        if lengths is not None:
+            inputs = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, (hidden, cell) = self._run_lstm(inputs, (state.hidden, state.cell))
+        if lengths is not None:
+            outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=embedded.size(1))
+        return EncoderOutput(outputs, LSTMState(hidden, cell))  # outputs (B, T, D*H)
+
+    def _run_lstm(self, inputs, state):
+        """The fused LSTM, with DropConnect on its hidden-to-hidden weights while training
+        (Merity et al., AWD-LSTM, arXiv:1708.02182)."""
+        if not (self.training and self.weight_dropout > 0):
+            return self.lstm(inputs, state)
+        dropped = {name: nn.functional.dropout(weight, self.weight_dropout, training=True)
+                   for name, weight in self.lstm.named_parameters() if name.startswith("weight_hh")}
+        return torch.func.functional_call(self.lstm, dropped, (inputs, state), strict=False)
+
+    def _forward_stepped(self, embedded: torch.Tensor, lengths: torch.Tensor | None,
+                         state: LSTMState) -> EncoderOutput:
+        batch, steps = embedded.shape[:2]
+        if lengths is None:
+            lengths = torch.full((batch,), steps, dtype=torch.long)
+        lengths = lengths.to(embedded.device)
+        mask = torch.arange(steps, device=embedded.device)[None, :] < lengths[:, None]  # (B, T)
+        inputs, hiddens, cells = embedded, [], []
+        for layer in range(self.num_layers):
+            if layer > 0:
+                inputs = self.layer_dropout(inputs)
+            directions = []
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                module = self.layers[index]
+                layer_input = inputs if direction == 0 else reverse_padded(inputs, lengths)
+                outputs, (hidden, cell) = module(layer_input, mask, (state.hidden[index], state.cell[index]))
+                directions.append(outputs if direction == 0 else reverse_padded(outputs, lengths))
+                hiddens.append(hidden)
+                cells.append(cell)
+            inputs = torch.cat(directions, dim=-1)  # (B, T, D*H)
+        return EncoderOutput(inputs, LSTMState(torch.stack(hiddens), torch.stack(cells)))

@@ -1,0 +1,163 @@
+"""Sampling, greedy and beam search, written once for every model.
+
+Search sees only a step function, `step(prev_ids (B,), state) -> (log_probs (B, V), state)`, and
+a state with `select(index)` for reordering rows (after OpenNMT-py's `advance`/`map_state`).
+Greedy is sampling at temperature 0. Shapes: B batch, K beam, V vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import torch
+
+
+class SearchState(Protocol):
+    def select(self, index: torch.Tensor) -> "SearchState": ...
+
+
+StepFunction = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: list[int]  # without the final <eos>
+    score: float  # summed log-probability, <eos> included when it ended with one
+    normalized_score: float  # score after the length penalty, used for ranking
+
+
+def filter_log_probs(log_probs: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set to -inf every token outside the top `top_k` and outside the smallest set whose
+    probability reaches `top_p` (nucleus sampling, Holtzman et al., arXiv:1904.09751). (B, V)."""
+    filtered = log_probs
+    if 0 < top_k < log_probs.size(-1):
+        kth = torch.topk(filtered, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        filtered = filtered.masked_fill(filtered < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_values, order = torch.sort(filtered, dim=-1, descending=True)
+        probs = torch.softmax(sorted_values, dim=-1)
+        before = torch.cumsum(probs, dim=-1) - probs  # mass of strictly better tokens
+        sorted_values = sorted_values.masked_fill(before >= top_p, float("-inf"))
+        filtered = torch.full_like(filtered, float("-inf")).scatter(-1, order, sorted_values)
+    return filtered
+
+
+def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
+           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
+           generator: torch.Generator | None = None,
+           on_tokens: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Draw up to `max_tokens` tokens per row; temperature 0 is greedy (argmax).
+
+    Rows that produce `eos_id` stop (and are padded with it); `eos_id=None` never stops.
+    `on_tokens` receives each new (B,) column as it is produced, for streaming.
+    Returns (B, steps) token ids.
+    """
+    prev_ids, columns = start_ids, []
+    finished = torch.zeros_like(start_ids, dtype=torch.bool)
+    for _ in range(max_tokens):
+        log_probs, state = step(prev_ids, state)  # (B, V)
+        if temperature == 0:
+            next_ids = log_probs.argmax(dim=-1)
+        else:
+            filtered = filter_log_probs(log_probs / temperature, top_k=top_k, top_p=top_p)
+            probs = torch.softmax(filtered, dim=-1)
+            next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        if eos_id is not None:
+            next_ids = next_ids.masked_fill(finished, eos_id)
+            finished |= next_ids == eos_id
+        columns.append(next_ids)
+        if on_tokens is not None:
+            on_tokens(next_ids)
+        prev_ids = next_ids
+        if eos_id is not None and bool(finished.all()):
+            break
+    return torch.stack(columns, dim=1) if columns else start_ids.new_zeros((start_ids.size(0), 0))
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT length normalization ((5 + |Y|) / 6) ** alpha (Wu et al., arXiv:1609.08144)."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam_size: int,
+                max_lengths: torch.Tensor | int, eos_id: int | None = None, alpha: float = 0.0,
+                nbest: int = 1) -> list[list[Hypothesis]]:
+    """Beam search over all rows and beams at once.
+
+    Hypotheses that end in `eos_id` are kept aside; a row is done once it holds `beam_size`
+    of them, or when it reaches its max length (its live beams are then finished as they are).
+    With `eos_id=None` every hypothesis runs to its max length.
+
+    Args:
+        state: the state for the B rows of `start_ids` (B,); it is expanded to B*K rows here.
+        max_lengths: (B,) or one int: the most tokens a hypothesis may have (without <eos>).
+        alpha: GNMT length-penalty exponent; 0 ranks by summed log-probability.
+
+    Returns:
+        For each row, up to `nbest` distinct hypotheses, best first.
+    """
+    batch, device = start_ids.size(0), start_ids.device
+    limits = (torch.full((batch,), max_lengths, dtype=torch.long) if isinstance(max_lengths, int)
+              else max_lengths.cpu().long())
+    rows = torch.arange(batch, device=device).repeat_interleave(beam_size)  # (B*K,)
+    state = state.select(rows)
+    prev_ids = start_ids.index_select(0, rows)
+    scores = torch.full((batch, beam_size), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start equal: keep one so the first step does not duplicate
+    history = torch.empty((batch * beam_size, 0), dtype=torch.long, device=device)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    done = [False] * batch
+    for length in range(int(limits.max()) + 1):
+        for row in range(batch):
+            if not done[row] and length >= int(limits[row]):
+                _finish_alive(finished[row], history, scores, row, beam_size, alpha)
+                done[row] = True
+        if all(done):
+            break
+        log_probs, state = step(prev_ids, state)  # (B*K, V)
+        vocab = log_probs.size(-1)
+        totals = (scores.view(-1, 1) + log_probs.float()).view(batch, beam_size * vocab)  # (B, K*V)
+        top_scores, top_index = totals.topk(min(2 * beam_size, totals.size(1)), dim=-1)  # (B, 2K)
+        top_beams, top_tokens = top_index // vocab, top_index % vocab
+        is_eos = (top_tokens == eos_id) if eos_id is not None else torch.zeros_like(top_tokens, dtype=torch.bool)
+        for row, rank in (is_eos[:, :beam_size] & torch.isfinite(top_scores[:, :beam_size])).nonzero().tolist():
+            if not done[row]:
+                source = row * beam_size + int(top_beams[row, rank])
+                tokens = history[source].tolist()
+                score = float(top_scores[row, rank])
+                finished[row].append(Hypothesis(tokens, score, score / length_penalty(len(tokens) + 1, alpha)))
+                done[row] = len(finished[row]) >= beam_size
+        # Live beams: the best K candidates that are not <eos> (stable sort keeps rank order).
+        keep = torch.sort(is_eos.int(), dim=-1, stable=True).indices[:, :beam_size]  # (B, K)
+        scores = top_scores.gather(1, keep)
+        for row in range(batch):
+            if done[row]:
+                scores[row] = float("-inf")
+        source = (torch.arange(batch, device=device)[:, None] * beam_size + top_beams.gather(1, keep)).view(-1)
+        prev_ids = top_tokens.gather(1, keep).view(-1)  # (B*K,)
+        history = torch.cat([history.index_select(0, source), prev_ids[:, None]], dim=1)
+        state = state.select(source)
+    return [_best_distinct(hypotheses, nbest) for hypotheses in finished]
+
+
+def _finish_alive(bucket: list[Hypothesis], history: torch.Tensor, scores: torch.Tensor, row: int,
+                  beam_size: int, alpha: float) -> None:
+    for beam in range(beam_size):
+        score = float(scores[row, beam])
+        if score != float("-inf"):
+            tokens = history[row * beam_size + beam].tolist()
+            bucket.append(Hypothesis(tokens, score, score / length_penalty(len(tokens), alpha)))
+
+
+def _best_distinct(hypotheses: list[Hypothesis], nbest: int) -> list[Hypothesis]:
+    ranked = sorted(hypotheses, key=lambda h: h.normalized_score, reverse=True)
+    seen, best = set(), []
+    for hypothesis in ranked:
+        key = tuple(hypothesis.tokens)
+        if key not in seen:
+            seen.add(key)
+            best.append(hypothesis)
+        if len(best) == nbest:
+            break
+    return best

@@ -1,0 +1,232 @@
+"""One Trainer for every task: it only calls `model.loss(batch, carry)`.
+
+It owns the optimizer, the learning-rate schedule, clipping, bf16 autocast, budgets (epochs,
+steps, seconds), validation, early stopping, the best/last checkpoints and metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+import torch
+
+from lstmnlp import checkpoint
+from lstmnlp.config import TrainConfig
+
+
+class Reporter(Protocol):
+    """Where the Trainer shows progress (rich display, plain log lines, or nothing)."""
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None: ...
+
+    def on_validation(self, step: int, metrics: dict[str, float]) -> None: ...
+
+
+class SilentReporter:
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_validation(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs: int
+    elapsed_s: float
+    stop_reason: str
+    best_step: int
+    best_metrics: dict[str, float]
+    tokens_per_s: float
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def lr_factor(config: TrainConfig, step: int, progress: float | None, plateau_scale: float) -> float:
+    """Multiplier of `config.lr`: linear warmup, then the schedule over training `progress` in [0, 1].
+
+    `progress` is the furthest of steps/max_steps and seconds/max_time (None when no budget is
+    known, in which case cosine and linear stay flat).
+    """
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    if config.schedule == "plateau":
+        return warmup * plateau_scale
+    if config.schedule == "constant" or progress is None:
+        return warmup
+    progress = min(max(progress, 0.0), 1.0)
+    floor = config.min_lr_ratio
+    if config.schedule == "cosine":
+        return warmup * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return warmup * (floor + (1 - floor) * (1 - progress))
+
+
+class MetricsLog:
+    """Appends one JSON object per event to metrics.jsonl."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+
+class Trainer:
+    """Fits a model whose `loss(batch, carry)` returns a `LossOutput`."""
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, run_dir: Path, *,
+                 train_batches: Callable[[int], Iterable], validate: Callable[[], dict[str, float]],
+                 metric: str = "valid_loss", higher_is_better: bool = False,
+                 reporter: Reporter | None = None, device: torch.device | None = None,
+                 on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.model = model
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.train_batches = train_batches
+        self.validate = validate
+        self.metric = metric
+        self.higher_is_better = higher_is_better
+        self.reporter = reporter or SilentReporter()
+        self.device = device or torch.device("cpu")
+        self.on_checkpoint = on_checkpoint
+        self.optimizer = make_optimizer(model, config)
+        self.log = MetricsLog(self.run_dir / checkpoint.METRICS)
+        self.best_value: float | None = None
+        self.best_step = 0
+        self.best_metrics: dict[str, float] = {}
+        self.plateau_scale = 1.0
+        self.bad_validations = 0
+        self.last_train_record: dict[str, Any] = {}
+
+    def fit(self) -> TrainResult:
+        config, model = self.config, self.model
+        model.to(self.device).train()
+        started = time.perf_counter()
+        step, epoch, stop_reason, last_validated = 0, 0, "", -1
+        window_loss, window_count, window_start = 0.0, 0, started
+        total_tokens = 0
+        while not stop_reason:
+            if config.max_epochs and epoch >= config.max_epochs:
+                stop_reason = "max_epochs"
+                break
+            carry = None
+            for batch in self.train_batches(epoch):
+                elapsed = time.perf_counter() - started
+                self._set_lr(step, elapsed)
+                output = self._train_step(batch, carry)
+                carry = output.carry.detach() if output.carry is not None else None
+                step += 1
+                window_loss += output.total
+                window_count += output.count
+                total_tokens += output.count
+                if step % config.log_every == 0:
+                    now = time.perf_counter()
+                    record = self._train_record(step, now - started, window_loss, window_count, now - window_start)
+                    self.log.write(record)
+                    self.last_train_record = record
+                    self.reporter.on_step(step, record)
+                    window_loss, window_count, window_start = 0.0, 0, now
+                if step % config.eval_every == 0:
+                    last_validated = step
+                    if self._validate(step, time.perf_counter() - started, window_loss, window_count):
+                        stop_reason = "early_stopping"
+                elapsed = time.perf_counter() - started
+                if config.max_steps and step >= config.max_steps:
+                    stop_reason = stop_reason or "max_steps"
+                if config.max_time and elapsed >= config.max_time:
+                    stop_reason = stop_reason or "max_time"
+                if stop_reason:
+                    break
+            else:
+                epoch += 1
+        if last_validated != step:
+            self._validate(step, time.perf_counter() - started, window_loss, window_count)
+        elapsed = time.perf_counter() - started
+        return TrainResult(step, epoch, elapsed, stop_reason, self.best_step, self.best_metrics,
+                           total_tokens / max(elapsed, 1e-9))
+
+    def _train_step(self, batch, carry):
+        batch = type(batch)(*(t.to(self.device, non_blocking=True) for t in batch))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            output = self.model.loss(batch, carry)
+        output.loss.backward()
+        if self.config.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return output
+
+    def _set_lr(self, step: int, elapsed: float) -> None:
+        fractions = []
+        if self.config.max_steps:
+            fractions.append(step / self.config.max_steps)
+        if self.config.max_time:
+            fractions.append(elapsed / self.config.max_time)
+        progress = max(fractions) if fractions else None
+        lr = self.config.lr * lr_factor(self.config, step, progress, self.plateau_scale)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _train_record(self, step: int, elapsed: float, loss: float, count: int, seconds: float) -> dict[str, Any]:
+        return {"event": "train", "step": step, "elapsed_s": round(elapsed, 3),
+                "train_loss": loss / max(count, 1), "tokens_per_s": count / max(seconds, 1e-9),
+                "lr": self.optimizer.param_groups[0]["lr"]}
+
+    def _validate(self, step: int, elapsed: float, window_loss: float, window_count: int) -> bool:
+        """Validate, log, keep the best weights; True when early stopping says stop."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            metrics = self.validate()
+        self.model.train()
+        value = metrics[self.metric]
+        improved = self.best_value is None or (value > self.best_value if self.higher_is_better
+                                               else value < self.best_value)
+        record = {"event": "valid", "step": step, "elapsed_s": round(elapsed, 3),
+                  "train_loss": (window_loss / window_count if window_count
+                                 else self.last_train_record.get("train_loss")),
+                  "tokens_per_s": self.last_train_record.get("tokens_per_s"), **metrics, "best": improved}
+        if improved:
+            self.best_value, self.best_step, self.best_metrics = value, step, dict(metrics)
+            self.bad_validations = 0
+            checkpoint.save_weights(self.model, self.run_dir / checkpoint.BEST_WEIGHTS)
+        else:
+            self.bad_validations += 1
+            if self.config.schedule == "plateau":
+                self.plateau_scale *= self.config.plateau_factor
+        checkpoint.save_weights(self.model, self.run_dir / checkpoint.LAST_WEIGHTS)
+        checkpoint.save_trainer_state({"step": step, "optimizer": self.optimizer.state_dict(),
+                                       "best_value": self.best_value, "best_step": self.best_step,
+                                       "torch_rng": torch.get_rng_state()},
+                                      self.run_dir / checkpoint.TRAINER_STATE)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint({"step": step, "best_step": self.best_step, "best_metrics": self.best_metrics})
+        self.log.write(record)
+        self.reporter.on_validation(step, record)
+        return bool(self.config.patience) and self.bad_validations >= self.config.patience
