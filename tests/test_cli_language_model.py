@@ -1,0 +1,108 @@
+import json
+import shutil
+
+import pytest
+
+from conftest import ROOT, TINY_LM, assert_user_error, run_cli
+
+
+def test_train_writes_a_complete_run(tiny_lm_run):
+    for name in ("config.yaml", "tokenizer.model", "model.safetensors", "last.safetensors", "meta.json",
+                 "metrics.jsonl", "trainer_state.pt"):
+        assert (tiny_lm_run / name).is_file(), name
+    records = [json.loads(line) for line in (tiny_lm_run / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        assert {"step", "elapsed_s", "train_loss", "tokens_per_s"} <= record.keys()
+    valid = [r for r in records if r["event"] == "valid"]
+    assert [r["step"] for r in valid] == [15, 30]
+    assert valid[-1]["valid_loss"] < valid[0]["valid_loss"] < 4.2
+    meta = json.loads((tiny_lm_run / "meta.json").read_text())
+    assert meta["task"] == "lm" and meta["best_step"] in (15, 30)
+
+
+def test_generate_is_reproducible_and_streams(tiny_lm_run):
+    options = ["--prompt", "ROMEO:", "--max-tokens", "40", "--seed", "3"]
+    first = run_cli("generate", str(tiny_lm_run), *options)
+    second = run_cli("generate", str(tiny_lm_run), *options)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert first.stdout.startswith("ROMEO:") and len(first.stdout) >= 40
+    other = run_cli("generate", str(tiny_lm_run), "--prompt", "ROMEO:", "--max-tokens", "40", "--seed", "4")
+    assert other.stdout != first.stdout
+
+
+def test_generate_greedy_beam_topk_topp_and_samples(tiny_lm_run):
+    greedy = run_cli("generate", str(tiny_lm_run), "--temperature", "0", "--max-tokens", "20")
+    greedy_again = run_cli("generate", str(tiny_lm_run), "--temperature", "0", "--max-tokens", "20")
+    assert greedy.returncode == 0 and greedy.stdout == greedy_again.stdout
+    beam = run_cli("generate", str(tiny_lm_run), "--beam-size", "4", "--num-samples", "2", "--max-tokens", "15")
+    assert beam.returncode == 0, beam.stderr
+    assert len([block for block in beam.stdout.split("\n\n") if block.strip()]) >= 1
+    filtered = run_cli("generate", str(tiny_lm_run), "--top-k", "5", "--top-p", "0.9", "--num-samples", "3",
+                       "--max-tokens", "10", "--seed", "1")
+    assert filtered.returncode == 0, filtered.stderr
+
+
+def test_generate_warns_on_unknown_prompt_characters(tiny_lm_run):
+    result = run_cli("generate", str(tiny_lm_run), "--prompt", "Ωmega", "--max-tokens", "5", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert "warning" in result.stderr and "Ω" in result.stderr
+
+
+def test_generate_defaults_to_latest_run(tiny_lm_run, tmp_path):
+    shutil.copytree(tiny_lm_run, tmp_path / "runs" / "only")
+    result = run_cli("generate", "--max-tokens", "5", "--seed", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_user_error(run_cli("generate", cwd=tmp_path / "runs"), "no trained run found")
+
+
+def test_score_json(tiny_lm_run, shakespeare_slice):
+    result = run_cli("score", str(tiny_lm_run), "--input", str(shakespeare_slice / "input.txt"), "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert scores["tokens"] == 30000  # one token per character, each predicted once
+    assert 0 < scores["nll_per_token"] < 4.2
+    assert abs(scores["bits_per_char"] - scores["nll_per_token"] / 0.6931471805599453) < 1e-9
+    table = run_cli("score", str(tiny_lm_run), "--input", str(shakespeare_slice / "input.txt"))
+    assert "perplexity" in table.stdout
+
+
+def test_bidirectional_language_model_refused(tmp_path, shakespeare_slice):
+    result = run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--data-dir",
+                     str(shakespeare_slice), "--out", str(tmp_path / "r"), "--set", "model.bidirectional=true")
+    assert_user_error(result, "model.bidirectional", "must not see the future")
+    assert not (tmp_path / "r").exists()
+
+
+def test_existing_run_is_never_overwritten(tiny_lm_run, shakespeare_slice):
+    before = (tiny_lm_run / "model.safetensors").read_bytes()
+    result = run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--data-dir",
+                     str(shakespeare_slice), "--out", str(tiny_lm_run), *TINY_LM)
+    assert_user_error(result, "already holds a run")
+    assert (tiny_lm_run / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--set", "model.hiden_size=3"], ["did you mean model.hidden_size"]),
+    (["--set", "model.dropout=1.5"], ["model.dropout"]),
+    (["--set", "model.hidden_size=-1"], ["model.hidden_size"]),
+])
+def test_train_bad_recipe_values(tmp_path, args, fragments):
+    assert_user_error(run_cli("train", "--out", str(tmp_path / "r"), *args), *fragments)
+
+
+def test_train_bad_data(tmp_path):
+    (tmp_path / "input.txt").write_bytes(b"fine\n\xff\xfe bad\n")
+    result = run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--data-dir", str(tmp_path),
+                     "--out", str(tmp_path / "r"))
+    assert_user_error(result, "input.txt:2", "UTF-8")
+    assert_user_error(run_cli("train", str(tmp_path / "missing.yaml")), "missing.yaml", "not found")
+
+
+def test_score_rejects_damaged_checkpoint(tiny_lm_run, tmp_path, shakespeare_slice):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_lm_run, damaged)
+    weights = (damaged / "model.safetensors").read_bytes()
+    (damaged / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    result = run_cli("score", str(damaged), "--input", str(shakespeare_slice / "input.txt"))
+    assert_user_error(result, "model.safetensors")

@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from lstmnlp.config import ExperimentConfig, config_from_dict, load_config
+from lstmnlp.errors import UserError
+
+from conftest import ROOT
+
+
+def test_defaults_validate():
+    config = config_from_dict({})
+    assert config == ExperimentConfig()
+
+
+def test_override_keeps_types():
+    config = load_config(None, ["train.lr=0.01", "model.num_layers=3", "model.tie_weights=true"])
+    assert config.train.lr == 0.01 and config.model.num_layers == 3 and config.model.tie_weights is True
+
+
+def test_unknown_key_names_closest():
+    with pytest.raises(UserError, match=r"model.hiden_size: unknown key; did you mean model.hidden_size\?"):
+        load_config(None, ["model.hiden_size=3"])
+
+
+def test_unknown_section_names_closest():
+    with pytest.raises(UserError, match="did you mean train"):
+        load_config(None, ["trian.lr=3"])
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("model.hidden_size=-4", "model.hidden_size: must be at least 1"),
+    ("model.dropout=1.5", "model.dropout: must lie in [0, 1)"),
+    ("train.lr=abc", "train.lr: expected a number"),
+    ("train.batch_size=2.5", "train.batch_size: expected a whole number"),
+    ("tokenizer.model_type=bytes", "tokenizer.model_type"),
+])
+def test_bad_values_name_their_key(override, fragment):
+    with pytest.raises(UserError) as error:
+        load_config(None, [override])
+    assert fragment in str(error.value)
+
+
+def test_bidirectional_language_model_refused():
+    with pytest.raises(UserError, match="must not see the future"):
+        load_config(None, ["model.bidirectional=true"])
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "recipes").glob("*.yaml"))
+                         + [ROOT / "lstmnlp" / "recipes" / "default.yaml"], ids=lambda p: p.name)
+def test_every_recipe_parses(recipe: Path):
+    config = load_config(recipe)
+    assert config.name
+
+
+def test_recipe_exposes_documented_keys():
+    config = load_config(ROOT / "recipes" / "char-lm-shakespeare.yaml",
+                         [f"{key}={value}" for key, value in [
+                             ("model.embedding_dim", 8), ("model.hidden_size", 8), ("model.num_layers", 1),
+                             ("model.dropout", 0.2), ("model.bidirectional", False), ("train.batch_size", 4),
+                             ("train.lr", 0.1), ("train.seed", 7), ("train.max_epochs", 2),
+                             ("train.max_steps", 5), ("train.max_time", 9.5)]])
+    assert (config.train.seed, config.train.max_epochs, config.train.max_time) == (7, 2, 9.5)

@@ -1,0 +1,118 @@
+import torch
+
+from lstmnlp.checkpoint import load_weights, save_weights
+from lstmnlp.config import ModelConfig, TrainConfig
+from lstmnlp.lm_data import batchify, decode_ids, encode_text, windows
+from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
+from lstmnlp.tokenizer import Tokenizer, train_tokenizer
+from lstmnlp.train import Trainer, lr_factor
+
+
+def tiny_model(**options) -> LanguageModel:
+    torch.manual_seed(0)
+    config = ModelConfig(embedding_dim=16, hidden_size=32, num_layers=2, dropout=0.0, **options)
+    return LanguageModel(config, vocab_size=12)
+
+
+def test_overfits_one_batch():
+    for options in ({}, {"tie_weights": True}, {"peephole": True}, {"weight_dropout": 0.1}):
+        model = tiny_model(**options)
+        torch.manual_seed(1)
+        ids = torch.randint(4, 12, (4, 17))
+        batch = LanguageModelBatch(ids[:, :-1], ids[:, 1:])
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        first = model.loss(batch).loss.item()
+        for _ in range(150):
+            optimizer.zero_grad()
+            model.loss(batch).loss.backward()
+            optimizer.step()
+        model.eval()
+        assert model.loss(batch).loss.item() < 0.1 * first, options
+
+
+def test_weight_tying_shares_one_matrix():
+    model = tiny_model(tie_weights=True)
+    assert model.output.weight.data_ptr() == model.encoder.embedding.weight.data_ptr()
+    assert model.projection is not None  # hidden 32 != embedding 16
+
+
+def test_save_load_gives_identical_logits(tmp_path):
+    model = tiny_model(tie_weights=True).eval()
+    ids = torch.randint(4, 12, (2, 9))
+    expected, _ = model(ids)
+    save_weights(model, tmp_path / "w.safetensors")
+    other = tiny_model(tie_weights=True)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(1.0)
+    load_weights(other, tmp_path / "w.safetensors")
+    actual, _ = other.eval()(ids)
+    assert torch.equal(actual, expected)
+
+
+def test_tbptt_state_carried_and_detached():
+    model = tiny_model()
+    ids = torch.randint(4, 12, (3, 20))
+    first = model.loss(LanguageModelBatch(ids[:, :10], ids[:, 1:11]))
+    assert first.carry.hidden.requires_grad  # still attached: the Trainer detaches it
+    carried = first.carry.detach()
+    assert carried.hidden.grad_fn is None and not carried.hidden.requires_grad
+    second = model.loss(LanguageModelBatch(ids[:, 10:19], ids[:, 11:20]), carried)
+    fresh = model.loss(LanguageModelBatch(ids[:, 10:19], ids[:, 11:20]))
+    assert second.total != fresh.total  # the carried state changes the predictions
+    second.loss.backward()  # does not reach into the first window's graph
+
+
+class RecordingModel(torch.nn.Module):
+    """Wraps an LM and records the carry the Trainer passes in."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.carries = []
+
+    def loss(self, batch, carry=None):
+        self.carries.append(carry)
+        return self.model.loss(batch, carry)
+
+
+def test_trainer_carries_detached_state_across_windows(tmp_path):
+    model = RecordingModel(tiny_model())
+    streams = batchify(torch.randint(4, 12, (400,)), 4)
+    config = TrainConfig(max_steps=6, eval_every=100, warmup_steps=0, log_every=2)
+    trainer = Trainer(model, config, tmp_path, train_batches=lambda epoch: windows(streams, 20),
+                      validate=lambda: {"valid_loss": 1.0})
+    result = trainer.fit()
+    assert result.steps == 6
+    # 99 target columns / 20 = 5 windows an epoch: the state is reset when a new epoch starts.
+    assert model.carries[0] is None and model.carries[5] is None
+    assert all(c is not None and c.hidden.grad_fn is None for c in model.carries[1:5])
+    records = (tmp_path / "metrics.jsonl").read_text().strip().splitlines()
+    assert len(records) == 4  # steps 2, 4, 6 and the final validation
+    assert (tmp_path / "model.safetensors").is_file() and (tmp_path / "last.safetensors").is_file()
+
+
+def test_windows_cover_the_stream():
+    stream = torch.arange(101)
+    streams = batchify(stream, 4)  # (4, 25)
+    targets = torch.cat([b.targets for b in windows(streams, 7)], dim=1)
+    inputs = torch.cat([b.inputs for b in windows(streams, 7)], dim=1)
+    assert torch.equal(targets, streams[:, 1:]) and torch.equal(inputs, streams[:, :-1])
+
+
+def test_text_stream_round_trip_with_line_breaks(tmp_path):
+    (tmp_path / "t.txt").write_text("To be, or not to be:\nthat is the question.\n\nWhether 'tis nobler\n")
+    tokenizer = Tokenizer(train_tokenizer([tmp_path / "t.txt"], tmp_path / "sp", vocab_size=100,
+                                          model_type="char", character_coverage=1.0).model_path)
+    text = "To be, or not\n\nthat is.\n"
+    ids = encode_text(tokenizer, text)
+    assert ids.numel() == len(text)  # one token per character, line breaks included
+    assert decode_ids(tokenizer, ids.tolist()) == text
+
+
+def test_cosine_schedule_with_warmup():
+    config = TrainConfig(lr=1.0, warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    assert lr_factor(config, 0, 0.0, 1.0) == 0.1
+    assert lr_factor(config, 50, 0.0, 1.0) == 1.0
+    assert abs(lr_factor(config, 50, 1.0, 1.0) - 0.1) < 1e-12
+    assert abs(lr_factor(config, 50, 0.5, 1.0) - 0.55) < 1e-12

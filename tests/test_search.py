@@ -1,0 +1,144 @@
+import itertools
+from typing import NamedTuple
+
+import torch
+
+from lstmnlp.search import beam_search, filter_log_probs, length_penalty, sample
+
+
+class Prefix(NamedTuple):
+    """Search state for hand-made step functions: the tokens produced so far, per row."""
+
+    tokens: torch.Tensor  # (B, t)
+
+    def select(self, index):
+        return Prefix(self.tokens.index_select(0, index))
+
+
+EOS = 0
+
+
+def table_step(table: dict[tuple[int, ...], list[float]], vocab: int):
+    """A step function whose log-probs depend on the prefix, read from `table` (default uniform)."""
+    def step(prev_ids, state):
+        tokens = torch.cat([state.tokens, prev_ids[:, None]], dim=1)
+        rows = []
+        for row in tokens.tolist():
+            probs = torch.tensor(table.get(tuple(row[1:]), [1.0 / vocab] * vocab))
+            rows.append(probs.log())
+        return torch.stack(rows), Prefix(tokens)
+    return step
+
+
+def start(batch=1):
+    return Prefix(torch.zeros(batch, 0, dtype=torch.long)), torch.full((batch,), 9, dtype=torch.long)
+
+
+def test_beam_finds_the_known_best_where_greedy_fails():
+    # Greedy takes token 1 (0.6) then is stuck with 0.4 x 0.5; token 2 (0.4) leads to 0.9 then eos.
+    table = {(): [0.0, 0.6, 0.4], (1,): [0.5, 0.25, 0.25], (2,): [0.9, 0.05, 0.05],
+             (1, 1): [1.0, 0.0, 0.0], (1, 2): [1.0, 0.0, 0.0]}
+    step = table_step(table, 3)
+    state, ids = start()
+    greedy = sample(step, state, ids, max_tokens=5, temperature=0, eos_id=EOS)
+    assert greedy[0].tolist()[:2] == [1, 0]
+    best = beam_search(step, state, ids, beam_size=2, max_lengths=5, eos_id=EOS)[0][0]
+    assert best.tokens == [2]
+    assert abs(best.score - (torch.tensor(0.4).log() + torch.tensor(0.9).log()).item()) < 1e-6
+
+
+def test_beam_one_equals_greedy_on_random_model():
+    torch.manual_seed(0)
+    weights = torch.randn(6, 6) * 3
+
+    def step(prev_ids, state):
+        tokens = torch.cat([state.tokens, prev_ids[:, None]], dim=1)
+        logits = weights[prev_ids] + 0.1 * tokens.size(1)
+        return torch.log_softmax(logits, dim=-1), Prefix(tokens)
+
+    state, ids = start(3)
+    ids = torch.tensor([1, 2, 3])
+    greedy = sample(step, state, ids, max_tokens=8, temperature=0, eos_id=EOS)
+    beams = beam_search(step, state, ids, beam_size=1, max_lengths=8, eos_id=EOS)
+    for row in range(3):
+        expected = greedy[row].tolist()
+        expected = expected[:expected.index(EOS)] if EOS in expected else expected
+        assert beams[row][0].tokens == expected
+
+
+def test_large_beam_matches_exhaustive_search():
+    torch.manual_seed(1)
+    vocab, max_len = 4, 4
+    tables = {prefix: torch.softmax(torch.randn(vocab) * 2, -1).tolist()
+              for length in range(max_len + 1) for prefix in itertools.product(range(1, vocab), repeat=length)}
+    step = table_step(tables, vocab)
+    state, ids = start()
+
+    def logp(prefix, token):
+        return torch.tensor(tables[prefix][token]).log().item()
+
+    best_score, best_tokens = -float("inf"), None
+    for length in range(max_len + 1):
+        for prefix in itertools.product(range(1, vocab), repeat=length):
+            score = sum(logp(prefix[:i], prefix[i]) for i in range(length))
+            if length < max_len:
+                score += logp(prefix, EOS)  # ended with eos
+            if score > best_score:
+                best_score, best_tokens = score, list(prefix)
+    found = beam_search(step, state, ids, beam_size=vocab ** max_len, max_lengths=max_len, eos_id=EOS)[0][0]
+    assert found.tokens == best_tokens
+    assert abs(found.score - best_score) < 1e-5
+
+
+def test_nbest_are_distinct_and_sorted():
+    step = table_step({}, 5)
+    state, ids = start()
+    hypotheses = beam_search(step, state, ids, beam_size=4, max_lengths=3, eos_id=None, nbest=4)[0]
+    assert len({tuple(h.tokens) for h in hypotheses}) == 4
+    assert all(len(h.tokens) == 3 for h in hypotheses)
+    scores = [h.normalized_score for h in hypotheses]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_result_does_not_depend_on_batch():
+    torch.manual_seed(2)
+    weights = torch.randn(7, 7) * 2
+
+    def step(prev_ids, state):
+        tokens = torch.cat([state.tokens, prev_ids[:, None]], dim=1)
+        return torch.log_softmax(weights[prev_ids] - 0.3 * tokens.size(1) * (torch.arange(7) == 0), -1), Prefix(tokens)
+
+    state, ids = start(4)
+    ids = torch.tensor([1, 2, 3, 4])
+    together = beam_search(step, state, ids, beam_size=3, max_lengths=torch.tensor([5, 2, 6, 4]), eos_id=EOS, alpha=1.0)
+    for row, limit in enumerate([5, 2, 6, 4]):
+        alone_state, _ = start(1)
+        alone = beam_search(step, alone_state, ids[row:row + 1], beam_size=3, max_lengths=limit, eos_id=EOS, alpha=1.0)
+        assert alone[0][0].tokens == together[row][0].tokens
+        assert len(together[row][0].tokens) <= limit
+
+
+def test_length_penalty_matches_gnmt():
+    assert length_penalty(1, 0.0) == 1.0
+    assert abs(length_penalty(7, 1.0) - 2.0) < 1e-12
+
+
+def test_top_k_and_top_p_filters():
+    log_probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    top_k = filter_log_probs(log_probs, top_k=2)
+    assert torch.isfinite(top_k).tolist() == [[True, True, False, False]]
+    top_p = filter_log_probs(log_probs, top_p=0.7)
+    assert torch.isfinite(top_p).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_log_probs(log_probs, top_p=0.5)).tolist() == [[True, False, False, False]]
+
+
+def test_sampling_is_reproducible_with_a_seed():
+    step = table_step({}, 20)
+    state, ids = start(2)
+    draws = []
+    for _ in range(2):
+        generator = torch.Generator().manual_seed(5)
+        draws.append(sample(step, state, ids, max_tokens=10, temperature=1.0, generator=generator))
+    assert torch.equal(draws[0], draws[1])
+    other = sample(step, state, ids, max_tokens=10, generator=torch.Generator().manual_seed(6))
+    assert not torch.equal(draws[0], other)
