@@ -33,6 +33,7 @@ TRAINER_STATE = "trainer_state.pt"
 META = "meta.json"
 CONFIG = "config.yaml"
 TOKENIZER = "tokenizer.model"
+TARGET_TOKENIZER = "target_tokenizer.model"
 METRICS = "metrics.jsonl"
 
 
@@ -111,8 +112,9 @@ class LoadedRun:
     run_dir: Path
     config: ExperimentConfig
     meta: dict[str, Any]
-    tokenizer: Any  # lstmnlp.tokenizer.Tokenizer
+    tokenizer: Any  # lstmnlp.tokenizer.Tokenizer (the source side for translation)
     model: torch.nn.Module
+    target_tokenizer: Any = None  # translation: the target side (the same object when joint)
 
 
 def load_run(run_dir: Path, *, expected_task: str | None = None, weights: str = BEST_WEIGHTS) -> LoadedRun:
@@ -131,10 +133,14 @@ def load_run(run_dir: Path, *, expected_task: str | None = None, weights: str = 
     if tokenizer.vocab_size != meta.get("vocab_size"):
         raise UserError(f"{run_dir / TOKENIZER}: tokenizer has {tokenizer.vocab_size} pieces but the "
                         f"model was trained with {meta.get('vocab_size')}: it does not belong to this run")
-    model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id)
+    target_tokenizer = tokenizer
+    if (run_dir / TARGET_TOKENIZER).is_file():
+        target_tokenizer = Tokenizer(run_dir / TARGET_TOKENIZER)
+    model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id,
+                        target_vocab_size=target_tokenizer.vocab_size)
     load_weights(model, run_dir / weights)
     model.eval()
-    return LoadedRun(run_dir, config, meta, tokenizer, model)
+    return LoadedRun(run_dir, config, meta, tokenizer, model, target_tokenizer)
 
 
 def latest_run(base: Path = Path("runs")) -> Path:

@@ -182,15 +182,17 @@ def train(
     overrides = list(set_) + ([f"data.dir={data_dir}"] if data_dir is not None else [])
     config = load_config(recipe or DEFAULT_RECIPE, overrides)
     from lstmnlp.checkpoint import create_run_dir
-    from lstmnlp.language_modeling import train_language_model
     from lstmnlp.progress import make_reporter
 
+    if config.task == "translate":
+        from lstmnlp.translation import train_translation as train_task
+    else:
+        from lstmnlp.language_modeling import train_language_model as train_task
     run_dir = create_run_dir(out, config.name)
     console.print(f"run directory: [bold]{run_dir}[/bold]")
     reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
     try:
-        summary = train_language_model(config, run_dir, reporter=reporter,
-                                       log=lambda text: console.print(text, highlight=False))
+        summary = train_task(config, run_dir, reporter=reporter, log=lambda text: console.print(text, highlight=False))
     finally:
         if hasattr(reporter, "close"):
             reporter.close()
@@ -315,6 +317,83 @@ def score(
         table.add_row("bits per character", f"{result.bits_per_char:.4f}")
     table.add_row("perplexity per word", f"{result.perplexity_per_word:.3f}")
     console.print(table)
+
+
+# ---------------------------------------------------------------- translate and evaluate
+
+
+@app.command()
+@user_errors
+def translate(
+    run_dir: Path = typer.Argument(..., help="Run directory of a translation model."),
+    input: Optional[Path] = typer.Option(None, "--input", help="Source text, one sentence a line (default: stdin)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Output file (default: stdout)."),
+    beam_size: int = typer.Option(5, "--beam-size", help="Beams per sentence (1 is greedy)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Sentences decoded together."),
+    length_penalty: float = typer.Option(1.0, "--length-penalty", help="GNMT alpha; 0 ranks by log-probability."),
+    max_length_ratio: float = typer.Option(1.5, "--max-length-ratio", help="Output pieces <= R x source + 5."),
+    nbest: int = typer.Option(1, "--nbest", help="Translations per sentence, one line each, best first."),
+    scores: bool = typer.Option(False, "--scores", help="Prefix each translation with its log-probability and a tab."),
+) -> None:
+    """Translate text with a trained model: one line in, one line out, input order kept."""
+    if beam_size < 1 or batch_size < 1 or nbest < 1 or max_length_ratio <= 0:
+        raise UserError("--beam-size, --batch-size and --nbest must be at least 1, --max-length-ratio positive")
+    if nbest > beam_size:
+        raise UserError("--nbest cannot exceed --beam-size")
+    from lstmnlp.checkpoint import load_run
+    from lstmnlp.translation import translate_lines
+
+    loaded = load_run(run_dir, expected_task="translate")
+    lines = read_input_lines(input)
+    if output is not None and not output.parent.exists():
+        raise UserError(f"{output.parent}: output directory does not exist")
+    results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines, beam_size=beam_size,
+                              batch_size=batch_size, alpha=length_penalty, max_length_ratio=max_length_ratio,
+                              nbest=nbest)
+    rendered = []
+    for candidates in results:
+        for text, score in candidates[:nbest]:
+            rendered.append(f"{score:.4f}\t{text}" if scores else text)
+    write_output_lines(output, rendered)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    target: str = typer.Argument(..., help="`bleu` to score files, or a translation RUN_DIR."),
+    hyp: Optional[Path] = typer.Option(None, "--hyp", help="Hypotheses, one per line (with `bleu`)."),
+    ref: Path = typer.Option(..., "--ref", help="References, one per line, plain text."),
+    input: Optional[Path] = typer.Option(None, "--input", help="Source text to translate (with RUN_DIR)."),
+    beam_size: int = typer.Option(5, "--beam-size", help="Beams when translating."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """BLEU and chrF (sacrebleu, 13a, cased, detokenized): of files, or of a run's translations."""
+    import json
+
+    from lstmnlp.data import read_lines
+    from lstmnlp.metrics import bleu_and_chrf
+
+    if target == "bleu":
+        if hyp is None:
+            raise UserError("evaluate bleu needs --hyp FILE and --ref FILE")
+        hypotheses = read_lines(hyp)
+    else:
+        if input is None:
+            raise UserError("evaluate RUN_DIR needs --input FILE (source) and --ref FILE")
+        from lstmnlp.checkpoint import load_run
+        from lstmnlp.translation import translate_lines
+
+        loaded = load_run(Path(target), expected_task="translate")
+        results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, read_lines(input),
+                                  beam_size=beam_size)
+        hypotheses = [candidates[0][0] for candidates in results]
+    result = bleu_and_chrf(hypotheses, read_lines(ref))
+    if json_output:
+        print(json.dumps(result.as_dict()))
+        return
+    console.print(f"BLEU {result.bleu:.2f}  chrF {result.chrf:.2f}", highlight=False)
+    console.print(result.bleu_signature, highlight=False)
+    console.print(result.chrf_signature, highlight=False)
 
 
 def main() -> None:

@@ -33,6 +33,10 @@ class DataConfig:
     hub_text_column: str = "text"  # column of the hub dataset holding the text
     hub_train_split: str = "train"
     hub_valid_split: str = "validation"
+    # Translation: files are f"{train}.{source_lang}" and f"{train}.{target_lang}" (likewise valid).
+    source_lang: str = ""
+    target_lang: str = ""
+    max_length: int = 100  # longer training pairs (in pieces) are skipped and counted
 
     def validate(self) -> None:
         _check(0.0 < self.valid_fraction < 1.0, "data.valid_fraction", "must lie between 0 and 1")
@@ -47,6 +51,7 @@ class TokenizerConfig:
     path: str = ""  # an existing sentencepiece model to use instead of training one
     model_type: str = "char"  # char | bpe | unigram | word
     vocab_size: int = 8000  # an upper bound for char models
+    joint: bool = True  # translation: one vocabulary for source and target
     character_coverage: float = 1.0  # share of characters kept; the rest map to <unk>
     byte_fallback: bool = False  # spell unknown characters as UTF-8 bytes instead of <unk>
 
@@ -74,6 +79,13 @@ class ModelConfig:
     tie_weights: bool = False  # share embedding and output matrix (Press & Wolf, arXiv:1608.05859)
     init: str = "default"  # default | xavier | orthogonal
     forget_bias: float = 1.0  # forget-gate bias at init (Jozefowicz et al. 2015)
+    # Translation only:
+    decoder_hidden_size: int = 0  # 0 = the encoder's output size (2 x hidden_size when bidirectional)
+    decoder_layers: int = 1
+    attention: str = "bahdanau"  # bahdanau (additive) | luong (general) | dot
+    input_feeding: bool = True  # feed the previous attentional vector to the decoder (Luong et al. 2015)
+    share_embeddings: bool = False  # one embedding for source and target (needs a joint vocabulary)
+    label_smoothing: float = 0.0  # (Szegedy et al. 2016)
 
     def validate(self) -> None:
         for key in ("embedding_dim", "hidden_size", "num_layers"):
@@ -82,6 +94,11 @@ class ModelConfig:
             _check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", "must lie in [0, 1)")
         _check(self.init in ("default", "xavier", "orthogonal"), "model.init",
                "must be one of default, xavier, orthogonal")
+        _check(self.decoder_hidden_size >= 0, "model.decoder_hidden_size", "must not be negative")
+        _check(self.decoder_layers >= 1, "model.decoder_layers", "must be at least 1")
+        _check(self.attention in ("bahdanau", "luong", "dot"), "model.attention",
+               "must be one of bahdanau, luong, dot")
+        _check(0.0 <= self.label_smoothing < 1.0, "model.label_smoothing", "must lie in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -102,10 +119,11 @@ class TrainConfig:
     max_epochs: int = 0  # 0 = no limit
     max_steps: int = 0  # 0 = no limit
     max_time: float = 0.0  # seconds of training, a hard budget; 0 = no limit
+    eval_bleu_batches: int = 0  # translation: validation batches decoded for BLEU; 0 = all
     eval_every: int = 200  # steps between validations
     eval_streams: int = 16  # parallel streams when validating an LM; 1 scores exactly as `lstmnlp score`
     patience: int = 0  # validations without improvement before stopping; 0 = never
-    precision: str = "fp32"  # fp32 | bf16 (autocast; AVX-512 BF16 CPUs and GPUs)
+    precision: str = "auto"  # auto (bf16 where the hardware has it natively) | fp32 | bf16 (autocast)
     log_every: int = 20  # steps between log lines when not on a terminal
     threads: int = 0  # torch CPU threads; 0 = torch's default
     device: str = "auto"  # auto | cpu | cuda
@@ -121,7 +139,7 @@ class TrainConfig:
                "must be one of adam, adamw, sgd")
         _check(self.schedule in ("constant", "cosine", "linear", "plateau"), "train.schedule",
                "must be one of constant, cosine, linear, plateau")
-        _check(self.precision in ("fp32", "bf16"), "train.precision", "must be fp32 or bf16")
+        _check(self.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16")
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
         _check(0 < self.plateau_factor < 1, "train.plateau_factor", "must lie between 0 and 1")
         _check(0 <= self.min_lr_ratio <= 1, "train.min_lr_ratio", "must lie between 0 and 1")
@@ -131,7 +149,7 @@ class TrainConfig:
 class ExperimentConfig:
     """A whole recipe."""
 
-    task: str = "lm"  # lm (language model)
+    task: str = "lm"  # lm (language model) | translate
     name: str = "run"  # run directory name under runs/
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -139,7 +157,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
-        _check(self.task in ("lm",), "task", "must be lm (the only task so far)")
+        _check(self.task in ("lm", "translate"), "task", "must be lm or translate")
         self.data.validate()
         self.tokenizer.validate()
         self.model.validate()
@@ -147,6 +165,11 @@ class ExperimentConfig:
         if self.task == "lm" and self.model.bidirectional:
             raise UserError("model.bidirectional: a language model must not see the future; "
                             "set model.bidirectional=false")
+        if self.task == "translate":
+            _check(bool(self.data.source_lang and self.data.target_lang), "data.source_lang",
+                   "translation needs data.source_lang and data.target_lang")
+            _check(self.tokenizer.joint or not self.model.share_embeddings, "model.share_embeddings",
+                   "needs tokenizer.joint=true")
 
 
 def _check(ok: bool, key: str, message: str) -> None:

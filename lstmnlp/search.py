@@ -43,6 +43,7 @@ def filter_log_probs(log_probs: torch.Tensor, *, top_k: int = 0, top_p: float = 
     return filtered
 
 
+@torch.no_grad()
 def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
            generator: torch.Generator | None = None,
@@ -80,6 +81,7 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
+@torch.no_grad()
 def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam_size: int,
                 max_lengths: torch.Tensor | int, eos_id: int | None = None, alpha: float = 0.0,
                 nbest: int = 1) -> list[list[Hypothesis]]:

@@ -61,6 +61,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to autocast to bf16: always for `bf16`; for `auto`, only where the hardware has
+    native bf16 (AVX-512 BF16 or AMX CPUs, bf16 GPUs); elsewhere emulation would be slower."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.cpu
+    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     parameters = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
@@ -118,6 +130,7 @@ class Trainer:
         self.device = device or torch.device("cpu")
         self.on_checkpoint = on_checkpoint
         self.optimizer = make_optimizer(model, config)
+        self.bf16 = use_bf16(config.precision, self.device)
         self.log = MetricsLog(self.run_dir / checkpoint.METRICS)
         self.best_value: float | None = None
         self.best_step = 0
@@ -175,7 +188,7 @@ class Trainer:
 
     def _train_step(self, batch, carry):
         batch = type(batch)(*(t.to(self.device, non_blocking=True) for t in batch))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             output = self.model.loss(batch, carry)
         output.loss.backward()
         if self.config.clip_norm > 0:
@@ -202,7 +215,7 @@ class Trainer:
 
     def _validate(self, step: int, elapsed: float, window_loss: float, window_count: int) -> bool:
         """Validate, log, keep the best weights; True when early stopping says stop."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             metrics = self.validate()
         self.model.train()
         value = metrics[self.metric]

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from lstmnlp.data import (parse_sst_tree, read_label_files, read_labeled, read_lines, read_parallel, read_sst,
-                          read_text)
+from lstmnlp.data import (load_hub_text, parse_sst_tree, read_label_files, read_labeled, read_lines, read_parallel,
+                          read_sst, read_text)
 from lstmnlp.errors import UserError
 
 from conftest import require_data
@@ -87,3 +87,16 @@ def test_real_mr_label_files():
     folder = require_data("mr-polarity")
     data = read_label_files({"positive": folder / "rt-polarity.pos", "negative": folder / "rt-polarity.neg"})
     assert data.labels.count("positive") == data.labels.count("negative") == 5331
+
+
+def test_hub_loader_runs_on_a_local_dataset_folder(tmp_path):
+    """The hub code path is the real `datasets.load_dataset(NAME)`; a local folder stands in for a
+    hub repository so the test needs no network."""
+    (tmp_path / "train.txt").write_text("first line\nsecond line\n", encoding="utf-8")
+    (tmp_path / "validation.txt").write_text("held out\n", encoding="utf-8")
+    assert load_hub_text(f"hub:{tmp_path}", split="train", column="text") == ["first line", "second line"]
+    assert load_hub_text(f"hub:{tmp_path}", split="validation", column="text") == ["held out"]
+    with pytest.raises(UserError, match="no column 'sentence'"):
+        load_hub_text(f"hub:{tmp_path}", split="train", column="sentence")
+    with pytest.raises(UserError, match="cannot load split 'test'"):
+        load_hub_text(f"hub:{tmp_path}", split="test", column="text")

@@ -7,10 +7,16 @@ from torch import nn
 from lstmnlp.config import ExperimentConfig
 
 
-def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int) -> nn.Module:
-    """The model for `config.task`."""
+def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int,
+                target_vocab_size: int | None = None) -> nn.Module:
+    """The model for `config.task`; `target_vocab_size` is for translation (default: `vocab_size`)."""
     if config.task == "lm":
         from lstmnlp.models.language_model import LanguageModel
 
         return LanguageModel(config.model, vocab_size=vocab_size, pad_id=pad_id)
+    if config.task == "translate":
+        from lstmnlp.models.seq2seq import Seq2SeqModel
+
+        return Seq2SeqModel(config.model, source_vocab_size=vocab_size,
+                            target_vocab_size=target_vocab_size or vocab_size, pad_id=pad_id)
     raise ValueError(f"unknown task {config.task!r}")

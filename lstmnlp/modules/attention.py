@@ -1,0 +1,54 @@
+"""Attention over encoder states: Bahdanau (additive), Luong general and dot.
+
+Shapes: B batch, T decoder steps, S source, Q query size, K key (encoder output) size, A attention.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ATTENTION_KINDS = ("bahdanau", "luong", "dot")
+
+
+class Attention(nn.Module):
+    """score(q, k): additive v^T tanh(W_q q + W_k k) (Bahdanau et al., arXiv:1409.0473),
+    general q^T W k or dot q^T k (Luong et al., arXiv:1508.04025)."""
+
+    def __init__(self, kind: str, *, query_size: int, key_size: int, attention_size: int) -> None:
+        super().__init__()
+        if kind not in ATTENTION_KINDS:
+            raise ValueError(f"unknown attention {kind!r}")
+        if kind == "dot" and query_size != key_size:
+            raise ValueError("dot attention needs query and key of the same size")
+        self.kind = kind
+        if kind == "bahdanau":
+            self.key_layer = nn.Linear(key_size, attention_size, bias=False)
+            self.query_layer = nn.Linear(query_size, attention_size, bias=False)
+            self.energy = nn.Linear(attention_size, 1, bias=False)
+        elif kind == "luong":
+            self.key_layer = nn.Linear(key_size, query_size, bias=False)
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """Precompute the key side once per source batch: (B, S, K) -> (B, S, A or Q or K)."""
+        return keys if self.kind == "dot" else self.key_layer(keys)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, projected: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contexts and weights for (B, T, Q) queries.
+
+        Args:
+            keys: (B, S, K) encoder outputs; projected: `project_keys(keys)`.
+            mask: (B, S) True at real source tokens.
+
+        Returns:
+            contexts (B, T, K) and attention weights (B, T, S), zero at padding.
+        """
+        if self.kind == "bahdanau":
+            hidden = torch.tanh(self.query_layer(query)[:, :, None, :] + projected[:, None, :, :])  # (B, T, S, A)
+            scores = self.energy(hidden).squeeze(-1)  # (B, T, S)
+        else:
+            scores = torch.bmm(query, projected.transpose(1, 2))  # (B, T, S)
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        weights = torch.softmax(scores.float(), dim=-1).to(keys.dtype)  # (B, T, S)
+        return torch.bmm(weights, keys), weights  # (B, T, K)

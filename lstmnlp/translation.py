@@ -1,0 +1,231 @@
+"""Translation runs: parallel data, sentencepiece, length-bucketed batches, training, decoding.
+
+The library functions behind `lstmnlp train` (task translate), `lstmnlp translate` and
+`lstmnlp evaluate RUN_DIR`.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import random
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+import lstmnlp
+from lstmnlp import checkpoint
+from lstmnlp.config import ExperimentConfig, dump_yaml
+from lstmnlp.data import LoadReport, read_parallel, resolve_data_dir
+from lstmnlp.errors import UserError
+from lstmnlp.metrics import bleu_and_chrf
+from lstmnlp.models import build_model
+from lstmnlp.models.seq2seq import Seq2SeqBatch
+from lstmnlp.search import Hypothesis, beam_search, sample
+from lstmnlp.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_tokenizer
+from lstmnlp.train import Reporter, Trainer, TrainResult, pick_device, seed_everything
+
+Pair = tuple[list[int], list[int]]
+
+
+@dataclass
+class TranslationTrainSummary:
+    run_dir: Path
+    result: TrainResult
+    parameters: int
+    report: LoadReport
+    sample: str
+
+
+def read_parallel_split(config: ExperimentConfig, split: str) -> tuple[list[str], list[str]]:
+    folder = resolve_data_dir(config.data.dir)
+    if folder is None:
+        raise UserError("translation reads local files: pass --data-dir DIR")
+    data = config.data
+    return read_parallel(folder / f"{split}.{data.source_lang}", folder / f"{split}.{data.target_lang}")
+
+
+def prepare_tokenizers(config: ExperimentConfig, sources: list[str], targets: list[str],
+                       run_dir: Path) -> tuple[Tokenizer, Tokenizer]:
+    """Train a joint (or a source and a target) sentencepiece model into the run."""
+    if config.tokenizer.path:
+        shutil.copyfile(Tokenizer(Path(config.tokenizer.path)).path, run_dir / checkpoint.TOKENIZER)
+        tokenizer = Tokenizer(run_dir / checkpoint.TOKENIZER)
+        return tokenizer, tokenizer
+    options = dict(vocab_size=config.tokenizer.vocab_size, model_type=config.tokenizer.model_type,
+                   character_coverage=config.tokenizer.character_coverage,
+                   byte_fallback=config.tokenizer.byte_fallback)
+    with tempfile.TemporaryDirectory() as folder:
+        source_file, target_file = Path(folder) / "source.txt", Path(folder) / "target.txt"
+        source_file.write_text("\n".join(sources) + "\n", encoding="utf-8")
+        target_file.write_text("\n".join(targets) + "\n", encoding="utf-8")
+        if config.tokenizer.joint:
+            train_tokenizer([source_file, target_file], run_dir / "tokenizer", **options)
+            tokenizer = Tokenizer(run_dir / checkpoint.TOKENIZER)
+            return tokenizer, tokenizer
+        train_tokenizer([source_file], run_dir / "tokenizer", **options)
+        train_tokenizer([target_file], run_dir / "target_tokenizer", **options)
+    return Tokenizer(run_dir / checkpoint.TOKENIZER), Tokenizer(run_dir / checkpoint.TARGET_TOKENIZER)
+
+
+def encode_pairs(source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, sources: Sequence[str],
+                 targets: Sequence[str], *, max_length: int, report: LoadReport) -> list[Pair]:
+    """Token ids of each pair; empty or over-long pairs are skipped and counted in `report`."""
+    pairs = []
+    for source_ids, target_ids in zip(source_tokenizer.encode_batch(list(sources)),
+                                      target_tokenizer.encode_batch(list(targets))):
+        if not source_ids or not target_ids:
+            report.skip("pairs with an empty side")
+        elif len(source_ids) > max_length or len(target_ids) > max_length:
+            report.skip(f"pairs longer than {max_length} pieces")
+        else:
+            pairs.append((source_ids, target_ids))
+    report.examples = len(pairs)
+    return pairs
+
+
+def collate(pairs: Sequence[Pair]) -> Seq2SeqBatch:
+    """Pad a list of pairs: source + <eos>; target <bos> + y as input, y + <eos> as output."""
+    source_len = max(len(s) for s, _ in pairs) + 1
+    target_len = max(len(t) for _, t in pairs) + 1
+    source = torch.full((len(pairs), source_len), PAD_ID, dtype=torch.long)
+    inputs = torch.full((len(pairs), target_len), PAD_ID, dtype=torch.long)
+    outputs = torch.full((len(pairs), target_len), PAD_ID, dtype=torch.long)
+    lengths = torch.empty(len(pairs), dtype=torch.long)
+    for row, (source_ids, target_ids) in enumerate(pairs):
+        source[row, :len(source_ids) + 1] = torch.tensor(source_ids + [EOS_ID])
+        inputs[row, :len(target_ids) + 1] = torch.tensor([BOS_ID] + target_ids)
+        outputs[row, :len(target_ids) + 1] = torch.tensor(target_ids + [EOS_ID])
+        lengths[row] = len(source_ids) + 1
+    return Seq2SeqBatch(source, lengths, inputs, outputs)
+
+
+def make_batches(pairs: Sequence[Pair], batch_size: int, rng: random.Random | None = None) -> list[Seq2SeqBatch]:
+    """Batches of similar source length (less padding); shuffled pools when `rng` is given."""
+    order = list(range(len(pairs)))
+    if rng is not None:
+        rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: (len(pairs[i][0]), len(pairs[i][1])))
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    if rng is not None:
+        rng.shuffle(batches)
+    return [collate([pairs[i] for i in batch]) for batch in batches]
+
+
+def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
+                      log: Callable[[str], None] = print) -> TranslationTrainSummary:
+    """Train a translation run into `run_dir` (already created, empty)."""
+    seed_everything(config.train.seed)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = pick_device(config.train.device)
+    train_sources, train_targets = read_parallel_split(config, config.data.train)
+    valid_sources, valid_targets = read_parallel_split(config, config.data.valid or "val")
+    (run_dir / checkpoint.CONFIG).write_text(dump_yaml(config), encoding="utf-8")
+    source_tokenizer, target_tokenizer = prepare_tokenizers(config, train_sources, train_targets, run_dir)
+    report = LoadReport(f"{config.data.dir}/{config.data.train}.{{{config.data.source_lang},{config.data.target_lang}}}")
+    pairs = encode_pairs(source_tokenizer, target_tokenizer, train_sources, train_targets,
+                         max_length=config.data.max_length, report=report)
+    valid_report = LoadReport("validation")
+    valid_pairs = encode_pairs(source_tokenizer, target_tokenizer, valid_sources, valid_targets,
+                               max_length=10**9, report=valid_report)
+    log(f"data: {report.summary()}; {len(valid_pairs):,} validation pairs; vocabulary "
+        f"{source_tokenizer.vocab_size}" + ("" if config.tokenizer.joint else f"/{target_tokenizer.vocab_size}"))
+    model = build_model(config, vocab_size=source_tokenizer.vocab_size, pad_id=PAD_ID,
+                        target_vocab_size=target_tokenizer.vocab_size).to(device)
+    parameters = sum(p.numel() for p in model.parameters())
+    meta = {"task": "translate", "lstmnlp_version": lstmnlp.__version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version(), "vocab_size": source_tokenizer.vocab_size,
+            "target_vocab_size": target_tokenizer.vocab_size, "joint_vocabulary": config.tokenizer.joint,
+            "parameters": parameters, "data": report.summary()}
+    checkpoint.write_meta(run_dir, meta)
+    valid_batches = make_batches(valid_pairs, config.train.batch_size)
+
+    def train_batches(epoch: int):
+        return make_batches(pairs, config.train.batch_size, random.Random(config.train.seed + epoch))
+
+    def validate() -> dict[str, float]:
+        return validation_metrics(model, valid_batches, valid_sources, valid_targets, valid_pairs,
+                                  source_tokenizer, target_tokenizer, config, device)
+
+    trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
+                      metric="valid_bleu", higher_is_better=True, reporter=reporter, device=device,
+                      on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}))
+    result = trainer.fit()
+    checkpoint.write_meta(run_dir, {**meta, "step": result.steps, "best_step": result.best_step,
+                                    "best_metrics": result.best_metrics, "stop_reason": result.stop_reason,
+                                    "elapsed_s": round(result.elapsed_s, 1)})
+    checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
+    model.eval()
+    example = translate_lines(model, source_tokenizer, target_tokenizer, valid_sources[:1], beam_size=5)[0][0][0]
+    return TranslationTrainSummary(run_dir, result, parameters, report,
+                                   f"{valid_sources[0]}\n-> {example}\n(reference: {valid_targets[0]})")
+
+
+@torch.no_grad()
+def validation_metrics(model, batches, sources, references, pairs, source_tokenizer, target_tokenizer,
+                       config: ExperimentConfig, device) -> dict[str, float]:
+    """Validation loss per target token, and greedy BLEU/chrF against the raw references."""
+    model.eval()
+    total, count = 0.0, 0
+    for batch in batches:
+        output = model.loss(type(batch)(*(t.to(device) for t in batch)))
+        total += output.total
+        count += output.count
+    limit = config.train.eval_bleu_batches * config.train.batch_size or len(sources)
+    hypotheses = [n[0][0] for n in translate_lines(model, source_tokenizer, target_tokenizer, sources[:limit],
+                                                    batch_size=config.train.batch_size, fast_greedy=True)]
+    scores = bleu_and_chrf(hypotheses, references[:limit])
+    loss = total / max(count, 1)
+    return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0)), "valid_bleu": scores.bleu,
+            "valid_chrf": scores.chrf}
+
+
+@torch.no_grad()
+def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, lines: Sequence[str], *,
+                    beam_size: int = 5, batch_size: int = 64, alpha: float = 1.0, max_length_ratio: float = 1.5,
+                    nbest: int = 1, fast_greedy: bool = False) -> list[list[tuple[str, float]]]:
+    """Translate lines in batches of similar length; the result keeps input order.
+
+    Each output is up to `nbest` (text, score) pairs; an empty line gives [("", 0.0)]. A
+    hypothesis may have up to `max_length_ratio` x source pieces + 5 pieces. `fast_greedy` decodes
+    greedily without scores (validation); beam size 1 through beam search is greedy with scores.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    encoded = source_tokenizer.encode_batch(list(lines))
+    results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
+    order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        batch = collate([(encoded[i], [0]) for i in rows])
+        lengths = batch.source_lengths
+        state = model.encode(batch.source_ids.to(device), lengths.to(device))
+        starts = torch.full((len(rows),), BOS_ID, dtype=torch.long, device=device)
+        limits = (lengths.float() * max_length_ratio).ceil().long() + 5
+        if fast_greedy:
+            hypotheses = _greedy(model, state, starts, limits)
+        else:
+            hypotheses = beam_search(model.step, state, starts, beam_size=beam_size, max_lengths=limits,
+                                     eos_id=EOS_ID, alpha=alpha, nbest=nbest)
+        for row, found in zip(rows, hypotheses):
+            results[row] = [(target_tokenizer.decode(h.tokens), h.score) for h in found]
+    return results
+
+
+def _greedy(model, state, starts: torch.Tensor, limits: torch.Tensor) -> list[list[Hypothesis]]:
+    tokens = sample(model.step, state, starts, max_tokens=int(limits.max()), temperature=0, eos_id=EOS_ID)
+    hypotheses = []
+    for row, ids in enumerate(tokens.tolist()):
+        ids = ids[: int(limits[row])]
+        if EOS_ID in ids:
+            ids = ids[: ids.index(EOS_ID)]
+        hypotheses.append([Hypothesis(ids, 0.0, 0.0)])
+    return hypotheses

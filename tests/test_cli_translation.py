@@ -1,0 +1,88 @@
+import json
+
+import pytest
+
+from conftest import ROOT, assert_user_error, require_data, run_cli
+
+TINY_MT = ["--set", "model.embedding_dim=16", "--set", "model.hidden_size=16", "--set", "model.num_layers=1",
+           "--set", "model.decoder_hidden_size=32", "--set", "tokenizer.vocab_size=300",
+           "--set", "train.batch_size=16", "--set", "train.max_steps=30", "--set", "train.eval_every=15",
+           "--set", "train.max_time=0", "--set", "train.precision=fp32", "--set", "train.lr=0.005"]
+
+
+@pytest.fixture(scope="module")
+def multi30k_slice(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("multi30k")
+    for split, count in (("train", 400), ("val", 24)):
+        for language in ("de", "en"):
+            lines = require_data(f"multi30k/{split}.{language}").read_text(encoding="utf-8").splitlines()
+            (folder / f"{split}.{language}").write_text("\n".join(lines[:count]) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_mt_run(tmp_path_factory, multi30k_slice):
+    out = tmp_path_factory.mktemp("mt") / "run"
+    result = run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--data-dir", str(multi30k_slice),
+                     "--out", str(out), *TINY_MT)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return out
+
+
+def test_training_writes_run_with_bleu(tiny_mt_run):
+    records = [json.loads(line) for line in (tiny_mt_run / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in records if r["event"] == "valid"]
+    assert [r["step"] for r in valid] == [15, 30]
+    assert all("valid_bleu" in r and "valid_chrf" in r for r in valid)
+    assert valid[-1]["valid_loss"] < valid[0]["valid_loss"]
+    assert json.loads((tiny_mt_run / "meta.json").read_text())["task"] == "translate"
+
+
+def test_translate_keeps_order_and_empty_lines(tiny_mt_run):
+    text = "Ein Mann fährt Fahrrad.\n\nZwei Hunde spielen im Schnee.\n"
+    result = run_cli("translate", str(tiny_mt_run), "--beam-size", "3", stdin=text)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
+    batch_one = run_cli("translate", str(tiny_mt_run), "--beam-size", "3", "--batch-size", "1", stdin=text)
+    assert batch_one.stdout == result.stdout
+
+
+def test_translate_nbest_scores_and_files(tiny_mt_run, tmp_path):
+    (tmp_path / "in.de").write_text("Ein Hund läuft.\nEine Frau singt.\n", encoding="utf-8")
+    result = run_cli("translate", str(tiny_mt_run), "--input", str(tmp_path / "in.de"), "--output",
+                     str(tmp_path / "out.en"), "--beam-size", "4", "--nbest", "2", "--scores")
+    assert result.returncode == 0, result.stderr
+    rows = (tmp_path / "out.en").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 4
+    scores = [float(row.split("\t")[0]) for row in rows]
+    assert all(score <= 0 for score in scores)
+
+
+def test_evaluate_bleu_and_run(tiny_mt_run, multi30k_slice, tmp_path):
+    reference = multi30k_slice / "val.en"
+    perfect = run_cli("evaluate", "bleu", "--hyp", str(reference), "--ref", str(reference), "--json")
+    assert perfect.returncode == 0, perfect.stderr
+    assert json.loads(perfect.stdout)["bleu"] == pytest.approx(100.0)
+    plain = run_cli("evaluate", "bleu", "--hyp", str(reference), "--ref", str(reference))
+    assert "nrefs:1" in plain.stdout and "BLEU" in plain.stdout
+    scored = run_cli("evaluate", str(tiny_mt_run), "--input", str(multi30k_slice / "val.de"), "--ref",
+                     str(reference), "--json", "--beam-size", "2")
+    assert scored.returncode == 0, scored.stderr
+    assert 0 <= json.loads(scored.stdout)["bleu"] < 100
+    (tmp_path / "short.en").write_text("one line\n", encoding="utf-8")
+    assert_user_error(run_cli("evaluate", "bleu", "--hyp", str(tmp_path / "short.en"), "--ref", str(reference)),
+                      "references")
+
+
+def test_translate_rejects_language_model_run(tmp_path, tiny_lm_run):
+    assert_user_error(run_cli("translate", str(tiny_lm_run), stdin="x\n"), "'lm' run")
+
+
+def test_parallel_files_of_different_lengths(tmp_path, multi30k_slice):
+    for name in ("train.de", "train.en", "val.de", "val.en"):
+        (tmp_path / name).write_bytes((multi30k_slice / name).read_bytes())
+    (tmp_path / "train.en").write_text("only one line\n", encoding="utf-8")
+    result = run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--data-dir", str(tmp_path),
+                     "--out", str(tmp_path / "run"))
+    assert_user_error(result, "train.de has 400 lines", "train.en has 1")

@@ -1,0 +1,120 @@
+import itertools
+
+import pytest
+import torch
+
+from lstmnlp.config import ModelConfig
+from lstmnlp.models.seq2seq import Seq2SeqModel
+from lstmnlp.modules.attention import Attention
+from lstmnlp.search import beam_search, sample
+from lstmnlp.translation import collate
+
+EOS, BOS = 3, 2
+
+
+@pytest.mark.parametrize("kind", ["bahdanau", "luong", "dot"])
+def test_attention_ignores_padding(kind):
+    torch.manual_seed(0)
+    attention = Attention(kind, query_size=6, key_size=6, attention_size=5)
+    keys = torch.randn(2, 4, 6)
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    query = torch.randn(2, 3, 6)
+    contexts, weights = attention(query, keys, attention.project_keys(keys), mask)
+    assert contexts.shape == (2, 3, 6) and weights.shape == (2, 3, 4)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3))
+    assert weights[1, :, 2:].abs().sum() == 0
+    changed = keys.clone()
+    changed[1, 2:] = 100.0  # padding content must not matter
+    contexts2, _ = attention(query, changed, attention.project_keys(changed), mask)
+    torch.testing.assert_close(contexts2[1], contexts[1])
+
+
+def tiny_model(input_feeding=True, attention="bahdanau", vocab=9) -> Seq2SeqModel:
+    torch.manual_seed(0)
+    config = ModelConfig(embedding_dim=8, hidden_size=6, num_layers=2, bidirectional=True, dropout=0.0,
+                         decoder_hidden_size=10, attention=attention, input_feeding=input_feeding,
+                         tie_weights=True)
+    return Seq2SeqModel(config, source_vocab_size=vocab, target_vocab_size=vocab).eval()
+
+
+PAIRS = [([4, 5, 6], [7, 8]), ([5], [4, 4, 6, 7]), ([8, 7, 6, 5, 4], [5])]
+
+
+@pytest.mark.parametrize("input_feeding", [True, False])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+def test_stepwise_decoding_equals_teacher_forcing(input_feeding, attention):
+    model = tiny_model(input_feeding, attention)
+    batch = collate(PAIRS)
+    logits, _ = model(batch)
+    state = model.encode(batch.source_ids, batch.source_lengths)
+    for step in range(batch.target_inputs.size(1)):
+        log_probs, state = model.step(batch.target_inputs[:, step], state)
+        torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, step], -1), atol=1e-5, rtol=0)
+
+
+def test_padding_does_not_change_a_sentence():
+    model = tiny_model()
+    batch = collate(PAIRS)
+    logits, _ = model(batch)
+    for row, pair in enumerate(PAIRS):
+        alone, _ = model(collate([pair]))
+        length = len(pair[1]) + 1
+        torch.testing.assert_close(logits[row, :length], alone[0, :length], atol=1e-5, rtol=0)
+
+
+def test_overfits_one_batch():
+    model = tiny_model().train()
+    batch = collate(PAIRS)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
+    first = model.loss(batch).loss.item()
+    for _ in range(120):
+        optimizer.zero_grad()
+        model.loss(batch).loss.backward()
+        optimizer.step()
+    assert model.eval().loss(batch).loss.item() < 0.1 * first
+
+
+def encoded(model, pairs):
+    batch = collate([(source, [0]) for source, _ in pairs])
+    return model.encode(batch.source_ids, batch.source_lengths), torch.full((len(pairs),), BOS)
+
+
+def test_beam_one_is_greedy_and_batch_independent():
+    model = tiny_model()
+    state, starts = encoded(model, PAIRS)
+    greedy = sample(model.step, state, starts, max_tokens=6, temperature=0, eos_id=EOS)
+    beams = beam_search(model.step, state, starts, beam_size=1, max_lengths=6, eos_id=EOS)
+    wide = beam_search(model.step, state, starts, beam_size=4, max_lengths=6, eos_id=EOS, alpha=1.0, nbest=2)
+    for row in range(len(PAIRS)):
+        ids = greedy[row].tolist()
+        assert beams[row][0].tokens == (ids[:ids.index(EOS)] if EOS in ids else ids)
+        alone_state, alone_start = encoded(model, PAIRS[row:row + 1])
+        alone = beam_search(model.step, alone_state, alone_start, beam_size=4, max_lengths=6, eos_id=EOS,
+                            alpha=1.0, nbest=2)
+        assert [h.tokens for h in alone[0]] == [h.tokens for h in wide[row]]
+
+
+def test_large_beam_equals_exhaustive_search_on_tiny_model():
+    model = tiny_model(vocab=6)  # ordinary tokens 4, 5 plus <eos> 3 (ids 0-2 get -inf below)
+    state, starts = encoded(model, [([4, 5, 4], [5])])
+
+    def step(prev_ids, step_state):
+        log_probs, step_state = model.step(prev_ids, step_state)
+        log_probs[:, :3] = float("-inf")
+        log_probs[:, 3:] = torch.log_softmax(log_probs[:, 3:], -1)
+        return log_probs, step_state
+
+    def score(tokens, ended):
+        run_state, prev, total = state, starts, 0.0
+        for token in tokens + ([EOS] if ended else []):
+            log_probs, run_state = step(prev, run_state)
+            total += float(log_probs[0, token])
+            prev = torch.tensor([token])
+        return total
+
+    max_len = 3
+    candidates = [(score(list(t), len(t) < max_len), list(t)) for length in range(max_len + 1)
+                  for t in itertools.product([4, 5], repeat=length)]
+    best_score, best_tokens = max(candidates)
+    found = beam_search(step, state, starts, beam_size=20, max_lengths=max_len, eos_id=EOS)[0][0]
+    assert found.tokens == best_tokens and abs(found.score - best_score) < 1e-5
