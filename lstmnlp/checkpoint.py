@@ -95,6 +95,23 @@ def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     atomic_write_text(run_dir / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
+def run_meta(task: str, **fields: Any) -> dict[str, Any]:
+    """meta.json contents: task, versions, and the given fields."""
+    import platform
+
+    import lstmnlp
+
+    return {"task": task, "lstmnlp_version": lstmnlp.__version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version(), **fields}
+
+
+def write_result_meta(run_dir: Path, meta: dict[str, Any], result: Any) -> None:
+    """meta.json after training: the base fields plus the TrainResult."""
+    write_meta(run_dir, {**meta, "step": result.steps, "best_step": result.best_step,
+                         "best_metrics": result.best_metrics, "stop_reason": result.stop_reason,
+                         "elapsed_s": round(result.elapsed_s, 1)})
+
+
 def read_meta(run_dir: Path) -> dict[str, Any]:
     path = run_dir / META
     if not path.is_file():

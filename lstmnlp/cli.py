@@ -334,6 +334,8 @@ def translate(
     max_length_ratio: float = typer.Option(1.5, "--max-length-ratio", help="Output pieces <= R x source + 5."),
     nbest: int = typer.Option(1, "--nbest", help="Translations per sentence, one line each, best first."),
     scores: bool = typer.Option(False, "--scores", help="Prefix each translation with its log-probability and a tab."),
+    save_attention: Optional[Path] = typer.Option(None, "--save-attention",
+                                                  help="Write the attention matrices of the best translations as JSON."),
 ) -> None:
     """Translate text with a trained model: one line in, one line out, input order kept."""
     if beam_size < 1 or batch_size < 1 or nbest < 1 or max_length_ratio <= 0:
@@ -345,11 +347,22 @@ def translate(
 
     loaded = load_run(run_dir, expected_task="translate")
     lines = read_input_lines(input)
+    if save_attention is not None and not save_attention.parent.exists():
+        raise UserError(f"{save_attention.parent}: output directory does not exist")
     if output is not None and not output.parent.exists():
         raise UserError(f"{output.parent}: output directory does not exist")
     results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines, beam_size=beam_size,
                               batch_size=batch_size, alpha=length_penalty, max_length_ratio=max_length_ratio,
                               nbest=nbest)
+    if save_attention is not None:
+        import json
+
+        from lstmnlp.checkpoint import atomic_write_text
+        from lstmnlp.translation import attention_records
+
+        records = attention_records(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines,
+                                    [candidates[0][0] for candidates in results])
+        atomic_write_text(save_attention, json.dumps(records, ensure_ascii=False) + "\n")
     rendered = []
     for candidates in results:
         for text, score in candidates[:nbest]:

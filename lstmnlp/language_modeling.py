@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import random
 import shutil
 import tempfile
@@ -17,7 +16,6 @@ from typing import Callable, Iterator
 
 import torch
 
-import lstmnlp
 from lstmnlp import checkpoint
 from lstmnlp.config import DataConfig, ExperimentConfig, dump_yaml
 from lstmnlp.data import load_hub_text, read_text, resolve_data_dir, split_tail
@@ -26,7 +24,7 @@ from lstmnlp.lm_data import batchify, decode_ids, encode_text, evaluate_stream, 
 from lstmnlp.models import build_model
 from lstmnlp.search import beam_search, sample
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
-from lstmnlp.train import Reporter, Trainer, TrainResult, pick_device, seed_everything
+from lstmnlp.train import Reporter, Trainer, TrainResult, start_training
 
 
 @dataclass
@@ -76,10 +74,7 @@ def prepare_tokenizer(config: ExperimentConfig, train_text: str, run_dir: Path) 
 def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
                          log: Callable[[str], None] = print) -> LMTrainSummary:
     """Train an LM run into `run_dir` (already created, empty)."""
-    seed_everything(config.train.seed)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    device = pick_device(config.train.device)
+    device = start_training(config.train)
     train_text, valid_text, source = read_corpus(config.data)
     (run_dir / checkpoint.CONFIG).write_text(dump_yaml(config), encoding="utf-8")
     tokenizer = prepare_tokenizer(config, train_text, run_dir)
@@ -90,9 +85,8 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
         raise UserError("too little text for this batch size: lower train.batch_size / train.eval_streams")
     model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id).to(device)
     parameters = sum(p.numel() for p in model.parameters())
-    meta = {"task": "lm", "lstmnlp_version": lstmnlp.__version__, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), "vocab_size": tokenizer.vocab_size,
-            "tokenizer_type": config.tokenizer.model_type, "parameters": parameters, "data": source}
+    meta = checkpoint.run_meta("lm", vocab_size=tokenizer.vocab_size, parameters=parameters, data=source,
+                               tokenizer_type=config.tokenizer.model_type)
     checkpoint.write_meta(run_dir, meta)
     train_streams = batchify(train_ids, config.train.batch_size)
 
@@ -112,9 +106,7 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       reporter=reporter, device=device, on_checkpoint=record_best)
     result = trainer.fit()
-    checkpoint.write_meta(run_dir, {**meta, "step": result.steps, "best_step": result.best_step,
-                                    "best_metrics": result.best_metrics, "stop_reason": result.stop_reason,
-                                    "elapsed_s": round(result.elapsed_s, 1)})
+    checkpoint.write_result_meta(run_dir, meta, result)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
     model.eval()
     text = generate_text(model, tokenizer, prompt="", max_tokens=200, temperature=0.8, seed=config.train.seed)

@@ -55,6 +55,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def start_training(config: TrainConfig) -> torch.device:
+    """Seed every generator, set the CPU threads, and pick the device."""
+    seed_everything(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    return pick_device(config.device)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -7,7 +7,6 @@ The library functions behind `lstmnlp train` (task translate), `lstmnlp translat
 from __future__ import annotations
 
 import math
-import platform
 import random
 import shutil
 import tempfile
@@ -17,7 +16,6 @@ from typing import Callable, Sequence
 
 import torch
 
-import lstmnlp
 from lstmnlp import checkpoint
 from lstmnlp.config import ExperimentConfig, dump_yaml
 from lstmnlp.data import LoadReport, read_parallel, resolve_data_dir
@@ -27,7 +25,7 @@ from lstmnlp.models import build_model
 from lstmnlp.models.seq2seq import Seq2SeqBatch
 from lstmnlp.search import Hypothesis, beam_search, sample
 from lstmnlp.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_tokenizer
-from lstmnlp.train import Reporter, Trainer, TrainResult, pick_device, seed_everything
+from lstmnlp.train import Reporter, Trainer, TrainResult, start_training
 
 Pair = tuple[list[int], list[int]]
 
@@ -122,10 +120,7 @@ def make_batches(pairs: Sequence[Pair], batch_size: int, rng: random.Random | No
 def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
                       log: Callable[[str], None] = print) -> TranslationTrainSummary:
     """Train a translation run into `run_dir` (already created, empty)."""
-    seed_everything(config.train.seed)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    device = pick_device(config.train.device)
+    device = start_training(config.train)
     train_sources, train_targets = read_parallel_split(config, config.data.train)
     valid_sources, valid_targets = read_parallel_split(config, config.data.valid or "val")
     (run_dir / checkpoint.CONFIG).write_text(dump_yaml(config), encoding="utf-8")
@@ -141,10 +136,9 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
     model = build_model(config, vocab_size=source_tokenizer.vocab_size, pad_id=PAD_ID,
                         target_vocab_size=target_tokenizer.vocab_size).to(device)
     parameters = sum(p.numel() for p in model.parameters())
-    meta = {"task": "translate", "lstmnlp_version": lstmnlp.__version__, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), "vocab_size": source_tokenizer.vocab_size,
-            "target_vocab_size": target_tokenizer.vocab_size, "joint_vocabulary": config.tokenizer.joint,
-            "parameters": parameters, "data": report.summary()}
+    meta = checkpoint.run_meta("translate", vocab_size=source_tokenizer.vocab_size, parameters=parameters,
+                               target_vocab_size=target_tokenizer.vocab_size, data=report.summary(),
+                               joint_vocabulary=config.tokenizer.joint)
     checkpoint.write_meta(run_dir, meta)
     valid_batches = make_batches(valid_pairs, config.train.batch_size)
 
@@ -159,9 +153,7 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
                       metric="valid_bleu", higher_is_better=True, reporter=reporter, device=device,
                       on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}))
     result = trainer.fit()
-    checkpoint.write_meta(run_dir, {**meta, "step": result.steps, "best_step": result.best_step,
-                                    "best_metrics": result.best_metrics, "stop_reason": result.stop_reason,
-                                    "elapsed_s": round(result.elapsed_s, 1)})
+    checkpoint.write_result_meta(run_dir, meta, result)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
     model.eval()
     example = translate_lines(model, source_tokenizer, target_tokenizer, valid_sources[:1], beam_size=5)[0][0][0]
@@ -229,3 +221,25 @@ def _greedy(model, state, starts: torch.Tensor, limits: torch.Tensor) -> list[li
             ids = ids[: ids.index(EOS_ID)]
         hypotheses.append([Hypothesis(ids, 0.0, 0.0)])
     return hypotheses
+
+
+@torch.no_grad()
+def attention_records(model, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, lines: Sequence[str],
+                      translations: Sequence[str]) -> list[dict]:
+    """Attention matrices of each (source, translation) pair, recomputed by one teacher-forced pass.
+
+    Each record: source pieces (+ </s>), target pieces (+ </s>), and weights[target][source].
+    """
+    records = []
+    device = next(model.parameters()).device
+    for line, translation in zip(lines, translations):
+        source_ids, target_ids = source_tokenizer.encode(line), target_tokenizer.encode(translation)
+        if not source_ids:
+            records.append({"source": [], "target": [], "weights": []})
+            continue
+        batch = collate([(source_ids, target_ids)])
+        _, weights = model(Seq2SeqBatch(*(t.to(device) for t in batch)))  # (1, T, S)
+        records.append({"source": [source_tokenizer.id_to_piece(i) for i in source_ids] + ["</s>"],
+                        "target": [target_tokenizer.id_to_piece(i) for i in target_ids] + ["</s>"],
+                        "weights": [[round(float(w), 5) for w in row] for row in weights[0].float()]})
+    return records

@@ -59,6 +59,16 @@ def test_translate_nbest_scores_and_files(tiny_mt_run, tmp_path):
     assert all(score <= 0 for score in scores)
 
 
+def test_save_attention_rows_sum_to_one(tiny_mt_run, tmp_path):
+    result = run_cli("translate", str(tiny_mt_run), "--beam-size", "2", "--save-attention",
+                     str(tmp_path / "attention.json"), stdin="Ein Mann fährt Fahrrad.\n")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "attention.json").read_text(encoding="utf-8"))[0]
+    assert record["source"][-1] == "</s>" and len(record["weights"]) == len(record["target"])
+    for row in record["weights"]:
+        assert len(row) == len(record["source"]) and abs(sum(row) - 1) < 1e-3
+
+
 def test_evaluate_bleu_and_run(tiny_mt_run, multi30k_slice, tmp_path):
     reference = multi30k_slice / "val.en"
     perfect = run_cli("evaluate", "bleu", "--hyp", str(reference), "--ref", str(reference), "--json")

@@ -104,6 +104,7 @@ def test_large_beam_equals_exhaustive_search_on_tiny_model():
         log_probs[:, 3:] = torch.log_softmax(log_probs[:, 3:], -1)
         return log_probs, step_state
 
+    @torch.no_grad()
     def score(tokens, ended):
         run_state, prev, total = state, starts, 0.0
         for token in tokens + ([EOS] if ended else []):

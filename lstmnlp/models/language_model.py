@@ -35,7 +35,7 @@ class LanguageModel(nn.Module):
             embedding_dropout=config.embedding_dropout, weight_dropout=config.weight_dropout,
             recurrent_dropout=config.recurrent_dropout, peephole=config.peephole, init=config.init,
             forget_bias=config.forget_bias)
-        self.output_dropout = nn.Dropout(config.dropout)
+        self.output_dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         # Tying needs the last hidden layer in embedding space: project when sizes differ.
         self.projection = (nn.Linear(config.hidden_size, config.embedding_dim)
                            if config.tie_weights and config.hidden_size != config.embedding_dim else None)

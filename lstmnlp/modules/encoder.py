@@ -52,7 +52,7 @@ class StackedLSTMEncoder(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.weight_dropout = weight_dropout
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = nn.Dropout(embedding_dropout) if embedding_dropout > 0 else nn.Identity()
         self.layer_dropout = nn.Dropout(dropout)
         self.stepped = peephole or recurrent_dropout > 0
         if self.stepped:
