@@ -116,3 +116,12 @@ def test_cosine_schedule_with_warmup():
     assert lr_factor(config, 50, 0.0, 1.0) == 1.0
     assert abs(lr_factor(config, 50, 1.0, 1.0) - 0.1) < 1e-12
     assert abs(lr_factor(config, 50, 0.5, 1.0) - 0.55) < 1e-12
+
+
+def test_precision_choice():
+    from lstmnlp.train import use_bf16
+
+    cpu = torch.device("cpu")
+    assert use_bf16("bf16", cpu) and not use_bf16("fp32", cpu)
+    native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    assert use_bf16("auto", cpu) == native
