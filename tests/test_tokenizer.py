@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lstmnlp.errors import UserError
-from lstmnlp.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_tokenizer
+from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer
 
 from conftest import assert_user_error, require_data, run_cli
 
