@@ -84,13 +84,6 @@ def save_trainer_state(state: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda temporary: torch.save(state, temporary))
 
 
-def load_trainer_state(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as error:  # torch raises many types for damaged files
-        raise UserError(f"{path}: cannot load trainer state ({str(error).splitlines()[0]})") from None
-
-
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     atomic_write_text(run_dir / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from lstmnlp.errors import UserError
 
@@ -164,12 +163,6 @@ def split_tail(text: str, fraction: float) -> tuple[str, str]:
     """(head, tail) of a text, the tail holding `fraction` of its characters."""
     cut = int(len(text) * (1.0 - fraction))
     return text[:cut], text[cut:]
-
-
-def check_same_length(names: Sequence[str], sizes: Sequence[int]) -> None:
-    if len(set(sizes)) > 1:
-        pairs = ", ".join(f"{n} has {s:,}" for n, s in zip(names, sizes))
-        raise UserError(f"line counts differ: {pairs}")
 
 
 SST_BRACKETS = {"-LRB-": "(", "-RRB-": ")"}

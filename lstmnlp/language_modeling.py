@@ -5,7 +5,6 @@ The library functions behind `lstmnlp train` (task lm), `lstmnlp generate` and `
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import shutil
@@ -204,7 +203,3 @@ def score_text(model, tokenizer: Tokenizer, text: str) -> ScoreResult:
     return ScoreResult(count, nll, math.exp(min(nll, 50.0)), words,
                        math.exp(min(total / max(words, 1), 50.0)), bits)
 
-
-def summary_json(summary: LMTrainSummary) -> str:
-    return json.dumps({"run_dir": str(summary.run_dir), "steps": summary.result.steps,
-                       "best_metrics": summary.result.best_metrics})

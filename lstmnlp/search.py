@@ -133,9 +133,7 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         # Live beams: the best K candidates that are not <eos> (stable sort keeps rank order).
         keep = torch.sort(is_eos.int(), dim=-1, stable=True).indices[:, :beam_size]  # (B, K)
         scores = top_scores.gather(1, keep)
-        for row in range(batch):
-            if done[row]:
-                scores[row] = float("-inf")
+        scores = scores.masked_fill(torch.tensor(done, device=device)[:, None], float("-inf"))
         source = (torch.arange(batch, device=device)[:, None] * beam_size + top_beams.gather(1, keep)).view(-1)
         prev_ids = top_tokens.gather(1, keep).view(-1)  # (B*K,)
         history = torch.cat([history.index_select(0, source), prev_ids[:, None]], dim=1)

@@ -65,3 +65,17 @@ def tiny_lm_run(tmp_path_factory, shakespeare_slice) -> Path:
                      "--data-dir", str(shakespeare_slice), "--out", str(out), *TINY_LM)
     assert result.returncode == 0, result.stderr + result.stdout
     return out
+
+
+def overfit(model, batch, *, steps: int, lr: float) -> tuple[float, float]:
+    """Train `model` on one batch with Adam; (loss before, loss after in eval mode)."""
+    import torch
+
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    first = model.loss(batch).loss.item()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model.loss(batch).loss.backward()
+        optimizer.step()
+    return first, model.eval().loss(batch).loss.item()

@@ -7,6 +7,8 @@ from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
 from lstmnlp.train import Trainer, lr_factor
 
+from conftest import overfit
+
 
 def tiny_model(**options) -> LanguageModel:
     torch.manual_seed(0)
@@ -20,14 +22,8 @@ def test_overfits_one_batch():
         torch.manual_seed(1)
         ids = torch.randint(4, 12, (4, 17))
         batch = LanguageModelBatch(ids[:, :-1], ids[:, 1:])
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-        first = model.loss(batch).loss.item()
-        for _ in range(150):
-            optimizer.zero_grad()
-            model.loss(batch).loss.backward()
-            optimizer.step()
-        model.eval()
-        assert model.loss(batch).loss.item() < 0.1 * first, options
+        first, last = overfit(model, batch, steps=150, lr=0.01)
+        assert last < 0.1 * first, options
 
 
 def test_weight_tying_shares_one_matrix():

@@ -9,6 +9,8 @@ from lstmnlp.modules.attention import Attention
 from lstmnlp.search import beam_search, sample
 from lstmnlp.translation import collate
 
+from conftest import overfit
+
 EOS, BOS = 3, 2
 
 
@@ -63,15 +65,8 @@ def test_padding_does_not_change_a_sentence():
 
 
 def test_overfits_one_batch():
-    model = tiny_model().train()
-    batch = collate(PAIRS)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.03)
-    first = model.loss(batch).loss.item()
-    for _ in range(120):
-        optimizer.zero_grad()
-        model.loss(batch).loss.backward()
-        optimizer.step()
-    assert model.eval().loss(batch).loss.item() < 0.1 * first
+    first, last = overfit(tiny_model(), collate(PAIRS), steps=120, lr=0.03)
+    assert last < 0.1 * first
 
 
 def encoded(model, pairs):
