@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from lstmnlp.cli_classify import classify, evaluate_classifier, run_cross_validation
 from lstmnlp.cli_io import console, error_console, read_input_lines, user_errors, write_output_lines
 from lstmnlp.cli_tokenize import tokenize_app
 from lstmnlp.errors import UserError
@@ -20,6 +21,7 @@ from lstmnlp.errors import UserError
 app = typer.Typer(help="Train, sample and evaluate LSTM sequence models.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(tokenize_app, name="tokenize")
+app.command()(classify)
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
 
 
@@ -33,6 +35,7 @@ def train(
     set_: List[str] = typer.Option([], "--set", help="Override a key, e.g. --set train.lr=0.001 (repeatable)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Read the recipe's files from DIR."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/NAME-TIME)."),
+    cv: int = typer.Option(0, "--cv", help="Classification: K-fold cross-validation, one run per fold."),
 ) -> None:
     """Train a model from a recipe; with no recipe, a character LM on the built-in corpus (about 3 minutes)."""
     from lstmnlp.config import load_config
@@ -44,10 +47,18 @@ def train(
 
     if config.task == "translate":
         from lstmnlp.translation import train_translation as train_task
+    elif config.task == "classify":
+        from lstmnlp.classification import train_classifier as train_task
     else:
         from lstmnlp.language_modeling import train_language_model as train_task
+    if cv and config.task != "classify":
+        raise UserError("--cv is for classification recipes (task: classify)")
     run_dir = create_run_dir(out, config.name)
     console.print(f"run directory: [bold]{run_dir}[/bold]")
+    if cv:
+        run_cross_validation(config, run_dir, cv, lambda: make_reporter(
+            console, max_steps=config.train.max_steps, max_time=config.train.max_time))
+        return
     reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
     try:
         summary = train_task(config, run_dir, reporter=reporter, log=lambda text: console.print(text, highlight=False))
@@ -231,19 +242,26 @@ def translate(
 @app.command()
 @user_errors
 def evaluate(
-    target: str = typer.Argument(..., help="`bleu` to score files, or a translation RUN_DIR."),
+    target: str = typer.Argument(..., help="`bleu` to score files, or a translation or classifier RUN_DIR."),
     hyp: Optional[Path] = typer.Option(None, "--hyp", help="Hypotheses, one per line (with `bleu`)."),
-    ref: Path = typer.Option(..., "--ref", help="References, one per line, plain text."),
-    input: Optional[Path] = typer.Option(None, "--input", help="Source text to translate (with RUN_DIR)."),
+    ref: Optional[Path] = typer.Option(None, "--ref", help="References, one per line, plain text."),
+    input: Optional[Path] = typer.Option(None, "--input", help="Source text to translate, or texts to classify."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Gold labels, one per line (classifier runs)."),
     beam_size: int = typer.Option(5, "--beam-size", help="Beams when translating."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """BLEU and chrF (sacrebleu, 13a, cased, detokenized): of files, or of a run's translations."""
+    """Translation: BLEU and chrF (sacrebleu, 13a, cased, detokenized) of files or of a run's
+    translations. Classifier: accuracy, macro-F1 and the confusion matrix."""
     import json
 
     from lstmnlp.data import read_lines
     from lstmnlp.metrics import bleu_and_chrf
 
+    if target != "bleu" and _run_task(Path(target)) == "classify":
+        evaluate_classifier(Path(target), input, labels, json_output)
+        return
+    if ref is None:
+        raise UserError("evaluate needs --ref FILE (the reference translations)")
     if target == "bleu":
         if hyp is None:
             raise UserError("evaluate bleu needs --hyp FILE and --ref FILE")
@@ -265,6 +283,14 @@ def evaluate(
     console.print(f"BLEU {result.bleu:.2f}  chrF {result.chrf:.2f}", highlight=False)
     console.print(result.bleu_signature, highlight=False)
     console.print(result.chrf_signature, highlight=False)
+
+
+def _run_task(run_dir: Path) -> str:
+    from lstmnlp.checkpoint import read_meta
+
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: run directory not found (or use `evaluate bleu --hyp F --ref F`)")
+    return str(read_meta(run_dir).get("task"))
 
 
 def main() -> None:

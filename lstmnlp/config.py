@@ -37,9 +37,24 @@ class DataConfig:
     source_lang: str = ""
     target_lang: str = ""
     max_length: int = 100  # longer training pairs (in pieces) are skipped and counted
+    # Classification: how the labeled files are laid out.
+    format: str = "table"  # table (.tsv/.csv/.jsonl) | sst (PTB-style trees) | label_files (one file per label)
+    text_column: str = "text"  # table: the column holding the text
+    label_column: str = "label"  # table: the column holding the label
+    sst_labels: str = "binary"  # sst: binary (0-1 negative, 3-4 positive, 2 dropped) | fine (0..4)
+    phrases: bool = False  # sst: train on every labeled phrase of the training trees, not only roots
+    label_files: str = ""  # label_files: "positive=rt-polarity.pos,negative=rt-polarity.neg"
+    lowercase: bool = False  # classification: lower-case every text (training and inference alike)
 
     def validate(self) -> None:
         _check(0.0 < self.valid_fraction < 1.0, "data.valid_fraction", "must lie between 0 and 1")
+        _check(self.format in ("table", "sst", "label_files"), "data.format",
+               "must be one of table, sst, label_files")
+        _check(self.sst_labels in ("binary", "fine"), "data.sst_labels", "must be binary or fine")
+        if self.label_files:
+            for item in self.label_files.split(","):
+                _check(item.count("=") == 1 and all(part.strip() for part in item.split("=")),
+                       "data.label_files", "expected LABEL=FILE[,LABEL=FILE...]")
         if self.hub:
             _check(self.hub.startswith("hub:"), "data.hub", "must look like hub:NAME[:CONFIG]")
 
@@ -86,6 +101,11 @@ class ModelConfig:
     input_feeding: bool = True  # feed the previous attentional vector to the decoder (Luong et al. 2015)
     share_embeddings: bool = False  # one embedding for source and target (needs a joint vocabulary)
     label_smoothing: float = 0.0  # (Szegedy et al. 2016)
+    # Classification only:
+    pooling: str = "max"  # max | mean | last | attention, over the encoder outputs, masked at padding
+    classifier_hidden: int = 0  # hidden units of the MLP before the logits; 0 = one linear layer
+    class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
+    init_from: str = ""  # a word/subword LM run directory: start embedding and encoder from it (ULMFiT)
 
     def validate(self) -> None:
         for key in ("embedding_dim", "hidden_size", "num_layers"):
@@ -99,6 +119,9 @@ class ModelConfig:
         _check(self.attention in ("bahdanau", "luong", "dot"), "model.attention",
                "must be one of bahdanau, luong, dot")
         _check(0.0 <= self.label_smoothing < 1.0, "model.label_smoothing", "must lie in [0, 1)")
+        _check(self.pooling in ("max", "mean", "last", "attention"), "model.pooling",
+               "must be one of max, mean, last, attention")
+        _check(self.classifier_hidden >= 0, "model.classifier_hidden", "must not be negative")
 
 
 @dataclass(frozen=True)
@@ -127,6 +150,10 @@ class TrainConfig:
     log_every: int = 20  # steps between log lines when not on a terminal
     threads: int = 0  # torch CPU threads; 0 = torch's default
     device: str = "auto"  # auto | cpu | cuda
+    # Transfer (model.init_from): ULMFiT-style gradual unfreezing and a lower LR for pretrained layers.
+    unfreeze_every: int = 0  # 0 = train everything from the start; N = pretrained layers start frozen and
+    #                          one more thaws every N steps, from the top LSTM layer down to the embedding
+    pretrained_lr_ratio: float = 1.0  # LR of pretrained parameters as a share of train.lr
 
     def validate(self) -> None:
         for key in ("batch_size", "bptt", "eval_every", "eval_streams", "log_every"):
@@ -143,13 +170,15 @@ class TrainConfig:
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
         _check(0 < self.plateau_factor < 1, "train.plateau_factor", "must lie between 0 and 1")
         _check(0 <= self.min_lr_ratio <= 1, "train.min_lr_ratio", "must lie between 0 and 1")
+        _check(self.unfreeze_every >= 0, "train.unfreeze_every", "must not be negative")
+        _check(0 < self.pretrained_lr_ratio <= 1, "train.pretrained_lr_ratio", "must lie in (0, 1]")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
     """A whole recipe."""
 
-    task: str = "lm"  # lm (language model) | translate
+    task: str = "lm"  # lm (language model) | translate | classify
     name: str = "run"  # run directory name under runs/
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -157,7 +186,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
-        _check(self.task in ("lm", "translate"), "task", "must be lm or translate")
+        _check(self.task in ("lm", "translate", "classify"), "task", "must be lm, translate or classify")
         self.data.validate()
         self.tokenizer.validate()
         self.model.validate()

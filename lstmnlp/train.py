@@ -81,13 +81,21 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return any(check() for check in checks if check is not None)
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    parameters = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(model: torch.nn.Module, config: TrainConfig,
+                   lr_scales: dict[int, float] | None = None) -> torch.optim.Optimizer:
+    """The configured optimizer; parameters whose id is in `lr_scales` get that share of the LR
+    (discriminative fine-tuning, Howard & Ruder 2018), kept as the group's `lr_scale`."""
+    lr_scales = lr_scales or {}
+    by_scale: dict[float, list[torch.nn.Parameter]] = {}
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            by_scale.setdefault(lr_scales.get(id(parameter), 1.0), []).append(parameter)
+    groups = [{"params": params, "lr_scale": scale} for scale, params in by_scale.items()]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def lr_factor(config: TrainConfig, step: int, progress: float | None, plateau_scale: float) -> float:
@@ -126,7 +134,9 @@ class Trainer:
                  train_batches: Callable[[int], Iterable], validate: Callable[[], dict[str, float]],
                  metric: str = "valid_loss", higher_is_better: bool = False,
                  reporter: Reporter | None = None, device: torch.device | None = None,
-                 on_checkpoint: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+                 lr_scales: dict[int, float] | None = None,
+                 frozen_at: Callable[[int], list[torch.nn.Parameter]] | None = None) -> None:
         self.model = model
         self.config = config
         self.run_dir = Path(run_dir)
@@ -137,7 +147,8 @@ class Trainer:
         self.reporter = reporter or SilentReporter()
         self.device = device or torch.device("cpu")
         self.on_checkpoint = on_checkpoint
-        self.optimizer = make_optimizer(model, config)
+        self.frozen_at = frozen_at  # step -> parameters left untouched at that step (gradual unfreezing)
+        self.optimizer = make_optimizer(model, config, lr_scales)
         self.bf16 = use_bf16(config.precision, self.device)
         self.log = MetricsLog(self.run_dir / checkpoint.METRICS)
         self.best_value: float | None = None
@@ -152,7 +163,7 @@ class Trainer:
         model.to(self.device).train()
         started = time.perf_counter()
         step, epoch, stop_reason, last_validated = 0, 0, "", -1
-        window_loss, window_count, window_start = 0.0, 0, started
+        window_loss, window_count, window_tokens, window_start = 0.0, 0, 0, started
         total_tokens = 0
         while not stop_reason:
             if config.max_epochs and epoch >= config.max_epochs:
@@ -162,19 +173,21 @@ class Trainer:
             for batch in self.train_batches(epoch):
                 elapsed = time.perf_counter() - started
                 self._set_lr(step, elapsed)
-                output = self._train_step(batch, carry)
+                output = self._train_step(batch, carry, step)
                 carry = output.carry.detach() if output.carry is not None else None
                 step += 1
                 window_loss += output.total
                 window_count += output.count
-                total_tokens += output.count
+                window_tokens += output.count if output.tokens is None else output.tokens
+                total_tokens += output.count if output.tokens is None else output.tokens
                 if step % config.log_every == 0:
                     now = time.perf_counter()
-                    record = self._train_record(step, now - started, window_loss, window_count, now - window_start)
+                    record = self._train_record(step, now - started, window_loss / max(window_count, 1),
+                                                window_tokens / max(now - window_start, 1e-9))
                     self.log.write(record)
                     self.last_train_record = record
                     self.reporter.on_step(step, record)
-                    window_loss, window_count, window_start = 0.0, 0, now
+                    window_loss, window_count, window_tokens, window_start = 0.0, 0, 0, now
                 if step % config.eval_every == 0:
                     last_validated = step
                     if self._validate(step, time.perf_counter() - started, window_loss, window_count):
@@ -194,11 +207,14 @@ class Trainer:
         return TrainResult(step, epoch, elapsed, stop_reason, self.best_step, self.best_metrics,
                            total_tokens / max(elapsed, 1e-9))
 
-    def _train_step(self, batch, carry):
+    def _train_step(self, batch, carry, step: int):
         batch = type(batch)(*(t.to(self.device, non_blocking=True) for t in batch))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             output = self.model.loss(batch, carry)
         output.loss.backward()
+        if self.frozen_at is not None:
+            for parameter in self.frozen_at(step):
+                parameter.grad = None  # the optimizer skips parameters without a gradient
         if self.config.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
         self.optimizer.step()
@@ -214,12 +230,11 @@ class Trainer:
         progress = max(fractions) if fractions else None
         lr = self.config.lr * lr_factor(self.config, step, progress, self.plateau_scale)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
-    def _train_record(self, step: int, elapsed: float, loss: float, count: int, seconds: float) -> dict[str, Any]:
-        return {"event": "train", "step": step, "elapsed_s": round(elapsed, 3),
-                "train_loss": loss / max(count, 1), "tokens_per_s": count / max(seconds, 1e-9),
-                "lr": self.optimizer.param_groups[0]["lr"]}
+    def _train_record(self, step: int, elapsed: float, loss: float, tokens_per_s: float) -> dict[str, Any]:
+        return {"event": "train", "step": step, "elapsed_s": round(elapsed, 3), "train_loss": loss,
+                "tokens_per_s": tokens_per_s, "lr": max(group["lr"] for group in self.optimizer.param_groups)}
 
     def _validate(self, step: int, elapsed: float, window_loss: float, window_count: int) -> bool:
         """Validate, log, keep the best weights; True when early stopping says stop."""

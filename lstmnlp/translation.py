@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import torch
 
 from lstmnlp import checkpoint
+from lstmnlp.batching import bucket_batches
 from lstmnlp.config import ExperimentConfig, dump_yaml
 from lstmnlp.data import LoadReport, read_parallel, resolve_data_dir
 from lstmnlp.errors import UserError
@@ -104,17 +105,8 @@ def collate(pairs: Sequence[Pair]) -> Seq2SeqBatch:
 
 def make_batches(pairs: Sequence[Pair], batch_size: int, rng: random.Random | None = None) -> list[Seq2SeqBatch]:
     """Batches of similar source length (less padding); shuffled pools when `rng` is given."""
-    order = list(range(len(pairs)))
-    if rng is not None:
-        rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
-    for start in range(0, len(order), pool):
-        chunk = sorted(order[start:start + pool], key=lambda i: (len(pairs[i][0]), len(pairs[i][1])))
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    if rng is not None:
-        rng.shuffle(batches)
-    return [collate([pairs[i] for i in batch]) for batch in batches]
+    lengths = [(len(source), len(target)) for source, target in pairs]
+    return [collate([pairs[i] for i in batch]) for batch in bucket_batches(lengths, batch_size, rng)]
 
 
 def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,

@@ -8,8 +8,9 @@ from lstmnlp.config import ExperimentConfig
 
 
 def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int,
-                target_vocab_size: int | None = None) -> nn.Module:
-    """The model for `config.task`; `target_vocab_size` is for translation (default: `vocab_size`)."""
+                target_vocab_size: int | None = None, num_classes: int = 0) -> nn.Module:
+    """The model for `config.task`; `target_vocab_size` is for translation (default: `vocab_size`),
+    `num_classes` for classification."""
     if config.task == "lm":
         from lstmnlp.models.language_model import LanguageModel
 
@@ -19,4 +20,8 @@ def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int,
 
         return Seq2SeqModel(config.model, source_vocab_size=vocab_size,
                             target_vocab_size=target_vocab_size or vocab_size, pad_id=pad_id)
+    if config.task == "classify":
+        from lstmnlp.models.classifier import TextClassifier
+
+        return TextClassifier(config.model, vocab_size=vocab_size, num_classes=num_classes, pad_id=pad_id)
     raise ValueError(f"unknown task {config.task!r}")

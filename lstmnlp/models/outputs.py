@@ -14,3 +14,4 @@ class LossOutput(NamedTuple):
     total: float  # summed loss over the counted tokens/examples
     count: int  # tokens (or examples) counted
     carry: Any = None  # recurrent state carried to the next batch (truncated BPTT), or None
+    tokens: int | None = None  # input tokens processed, for throughput; None = `count`

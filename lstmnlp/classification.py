@@ -1,0 +1,224 @@
+"""Classification runs: training (with optional LM transfer), prediction, evaluation, and
+k-fold cross-validation.
+
+The library functions behind `lstmnlp train` (task classify), `lstmnlp classify` and
+`lstmnlp evaluate RUN_DIR --labels F`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from lstmnlp import checkpoint
+from lstmnlp.classification_data import (Example, collate, encode_texts, hold_out, label_names, make_batches,
+                                         read_split, stratified_folds, subset, train_and_valid)
+from lstmnlp.config import ExperimentConfig, dump_yaml
+from lstmnlp.data import LabeledData, LoadReport
+from lstmnlp.errors import UserError
+from lstmnlp.metrics import ClassificationResult, classification_scores
+from lstmnlp.models import build_model
+from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer
+from lstmnlp.train import Reporter, Trainer, TrainResult, start_training
+from lstmnlp.transfer import check_compatible, copy_language_model, thawing_schedule
+
+
+@dataclass
+class ClassifierTrainSummary:
+    run_dir: Path
+    result: TrainResult
+    parameters: int
+    report: LoadReport
+    sample: str
+    labels: list[str]
+
+
+@dataclass
+class CrossValidationSummary:
+    run_dir: Path
+    fold_accuracies: list[float]
+    mean: float
+    stdev: float
+    elapsed_s: float
+
+
+def prepare_tokenizer(config: ExperimentConfig, texts: Sequence[str], run_dir: Path) -> Tokenizer:
+    """The run's tokenizer: the pretrained LM's (transfer), a given one, or one trained on `texts`."""
+    target = run_dir / checkpoint.TOKENIZER
+    source = None
+    if config.model.init_from:
+        source = Path(config.model.init_from) / checkpoint.TOKENIZER
+        given = Path(config.tokenizer.path) if config.tokenizer.path else None
+        if given is not None and Tokenizer(given).path.read_bytes() != source.read_bytes():
+            raise UserError(f"tokenizer.path: {config.tokenizer.path} is not the tokenizer of model.init_from "
+                            f"({source}); a transferred encoder needs its own tokenizer")
+    elif config.tokenizer.path:
+        source = Path(config.tokenizer.path)
+    if source is not None:
+        Tokenizer(source)  # checks it
+        shutil.copyfile(source, target)
+        return Tokenizer(target)
+    with tempfile.TemporaryDirectory() as folder:
+        text_file = Path(folder) / "train.txt"
+        text_file.write_text("\n".join(texts) + "\n", encoding="utf-8")
+        train_tokenizer([text_file], run_dir / "tokenizer", vocab_size=config.tokenizer.vocab_size,
+                        model_type=config.tokenizer.model_type,
+                        character_coverage=config.tokenizer.character_coverage,
+                        byte_fallback=config.tokenizer.byte_fallback)
+    return Tokenizer(target)
+
+
+def to_examples(tokenizer: Tokenizer, labeled: LabeledData, labels: list[str], *, max_length: int) -> list[Example]:
+    """Encoded examples; a label the training data lacks is an error naming it."""
+    index = {name: i for i, name in enumerate(labels)}
+    unknown = sorted(set(labeled.labels) - set(index))
+    if unknown:
+        raise UserError(f"{labeled.report.source}: label {unknown[0]!r} does not occur in the training data "
+                        f"(labels: {', '.join(labels)})")
+    encoded = encode_texts(tokenizer, labeled.texts, max_length=max_length, report=labeled.report)
+    return [(ids, index[label]) for ids, label in zip(encoded, labeled.labels)]
+
+
+def transfer_from_language_model(config: ExperimentConfig, model) -> tuple[dict[int, float], Callable | None]:
+    """Copy the LM of `model.init_from` into the classifier's encoder; (LR scales, freezing schedule)."""
+    lm = checkpoint.load_run(Path(config.model.init_from), expected_task="lm")
+    check_compatible(lm.config.model, config.model, Path(config.model.init_from))
+    groups = copy_language_model(lm.model.encoder, model.encoder)
+    scales = {id(parameter): config.train.pretrained_lr_ratio for group in groups for parameter in group}
+    frozen_at = thawing_schedule(groups, config.train.unfreeze_every) if config.train.unfreeze_every else None
+    return scales, frozen_at
+
+
+def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
+                     log: Callable[[str], None] = print,
+                     data: tuple[LabeledData, LabeledData] | None = None) -> ClassifierTrainSummary:
+    """Train a classifier into `run_dir` (already created, empty), on `data` or the recipe's files."""
+    device = start_training(config.train)
+    train_data, valid_data = data or train_and_valid(config)
+    labels = label_names(config, train_data.labels)
+    (run_dir / checkpoint.CONFIG).write_text(dump_yaml(config), encoding="utf-8")
+    tokenizer = prepare_tokenizer(config, train_data.texts, run_dir)
+    examples = to_examples(tokenizer, train_data, labels, max_length=config.data.max_length)
+    valid_examples = to_examples(tokenizer, valid_data, labels, max_length=config.data.max_length)
+    counts = torch.bincount(torch.tensor([label for _, label in examples]), minlength=len(labels))
+    log(f"data: {train_data.report.summary()}; {len(valid_examples):,} validation examples; "
+        f"labels {', '.join(f'{name} ({int(n):,})' for name, n in zip(labels, counts))}; "
+        f"vocabulary {tokenizer.vocab_size}")
+    model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=PAD_ID, num_classes=len(labels))
+    if config.model.class_weights:  # inverse frequency, mean 1 (classes absent from training get 1)
+        weights = torch.where(counts > 0, counts.sum() / (len(labels) * counts.clamp(min=1)), torch.ones(1))
+        model.class_weights.copy_(weights)
+    scales, frozen_at = transfer_from_language_model(config, model) if config.model.init_from else ({}, None)
+    model.to(device)
+    parameters = sum(p.numel() for p in model.parameters())
+    meta = checkpoint.run_meta("classify", vocab_size=tokenizer.vocab_size, parameters=parameters,
+                               labels=labels, data=train_data.report.summary(),
+                               init_from=config.model.init_from or None)
+    checkpoint.write_meta(run_dir, meta)
+    valid_batches = make_batches(valid_examples, config.train.batch_size)
+
+    def train_batches(epoch: int):
+        return make_batches(examples, config.train.batch_size, random.Random(config.train.seed + epoch))
+
+    def validate() -> dict[str, float]:
+        return validation_metrics(model, valid_batches, labels, device)
+
+    trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
+                      metric="valid_accuracy", higher_is_better=True, reporter=reporter, device=device,
+                      on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}),
+                      lr_scales=scales, frozen_at=frozen_at)
+    result = trainer.fit()
+    checkpoint.write_result_meta(run_dir, meta, result)
+    checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
+    sample_text = valid_data.texts[0]
+    probabilities = predict(model, tokenizer, [sample_text], max_length=config.data.max_length)[0]
+    best = int(probabilities.argmax())
+    sample = f"{sample_text}\n-> {labels[best]} ({float(probabilities[best]):.3f}; gold: {valid_data.labels[0]})"
+    return ClassifierTrainSummary(run_dir, result, parameters, train_data.report, sample, labels)
+
+
+@torch.no_grad()
+def validation_metrics(model, batches, labels: list[str], device) -> dict[str, float]:
+    model.eval()
+    total, count, gold, predicted = 0.0, 0, [], []
+    for batch in batches:
+        batch = type(batch)(*(t.to(device) for t in batch))
+        output = model.loss(batch)
+        logits, _ = model(batch.ids, batch.lengths)
+        total += output.total
+        count += output.count
+        gold.extend(batch.labels.tolist())
+        predicted.extend(logits.argmax(dim=-1).tolist())
+    scores = classification_scores(gold, predicted, labels)
+    return {"valid_loss": total / max(count, 1), "valid_accuracy": scores.accuracy, "valid_macro_f1": scores.macro_f1}
+
+
+@torch.no_grad()
+def predict(model, tokenizer: Tokenizer, texts: Sequence[str], *, max_length: int, batch_size: int = 64,
+            lowercase: bool = False) -> torch.Tensor:
+    """(N, C) class probabilities of `texts`, in input order (empty texts are read as just <eos>)."""
+    model.eval()
+    device = next(model.parameters()).device
+    if lowercase:
+        texts = [text.lower() for text in texts]
+    encoded = encode_texts(tokenizer, texts, max_length=max_length)
+    probabilities = torch.empty(len(texts), model.class_weights.numel())
+    order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        batch = collate([(encoded[i], 0) for i in rows])
+        logits, _ = model(batch.ids.to(device), batch.lengths.to(device))
+        probabilities[rows] = torch.softmax(logits.float(), dim=-1).cpu()
+    return probabilities
+
+
+def evaluate_run(loaded: checkpoint.LoadedRun, texts: Sequence[str], gold_labels: Sequence[str]) -> ClassificationResult:
+    """Accuracy, macro-F1 and confusion matrix of a run on labeled texts."""
+    labels = loaded.meta["labels"]
+    index = {name: i for i, name in enumerate(labels)}
+    unknown = sorted(set(gold_labels) - set(index))
+    if unknown:
+        raise UserError(f"label {unknown[0]!r} is not one of the run's labels ({', '.join(labels)})")
+    probabilities = predict(loaded.model, loaded.tokenizer, texts, max_length=loaded.config.data.max_length,
+                            lowercase=loaded.config.data.lowercase)
+    return classification_scores([index[label] for label in gold_labels], probabilities.argmax(-1).tolist(), labels)
+
+
+def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, log: Callable[[str], None] = print,
+                   make_reporter: Callable[[], Reporter | None] = lambda: None) -> CrossValidationSummary:
+    """Stratified k-fold cross-validation: fold i tests a model trained on the others (model
+    selection on a held-out `data.valid_fraction` of them), each fold a run in `run_dir/fold-NN`."""
+    import time
+
+    if folds < 2:
+        raise UserError("--cv needs at least 2 folds")
+    started = time.perf_counter()
+    everything = read_split(config, config.data.train, training=True)
+    parts = stratified_folds(everything.labels, folds, config.train.seed)
+    accuracies = []
+    for number, test_indices in enumerate(parts, start=1):
+        held = set(test_indices)
+        rest = subset(everything, [i for i in range(len(everything.texts)) if i not in held], f"folds except {number}")
+        test = subset(everything, test_indices, f"fold {number}")
+        fold_dir = run_dir / f"fold-{number:02d}"
+        fold_dir.mkdir()
+        log(f"fold {number}/{folds}: {len(rest.texts):,} training, {len(test.texts):,} test examples")
+        train_classifier(config, fold_dir, reporter=make_reporter(), log=log,
+                         data=hold_out(rest, config.data.valid_fraction, config.train.seed))
+        scores = evaluate_run(checkpoint.load_run(fold_dir, expected_task="classify"), test.texts, test.labels)
+        accuracies.append(scores.accuracy)
+        log(f"fold {number}/{folds}: test accuracy {scores.accuracy:.2f}%  macro-F1 {scores.macro_f1:.2f}")
+    mean, stdev = statistics.mean(accuracies), statistics.stdev(accuracies)
+    summary = CrossValidationSummary(run_dir, accuracies, mean, stdev, time.perf_counter() - started)
+    checkpoint.atomic_write_text(run_dir / "cv.json", json.dumps(
+        {"folds": folds, "accuracies": accuracies, "mean": mean, "stdev": stdev,
+         "elapsed_s": round(summary.elapsed_s, 1)}, indent=2) + "\n")
+    return summary

@@ -1,0 +1,62 @@
+"""Text classifier: the shared StackedLSTMEncoder (usually bidirectional) -> pooling -> dropout
+-> MLP -> class logits.
+
+Shapes: B batch, T time, H hidden, D directions, C classes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from lstmnlp.config import ModelConfig
+from lstmnlp.models.outputs import LossOutput
+from lstmnlp.modules.encoder import StackedLSTMEncoder
+from lstmnlp.modules.pooling import SequencePooling
+
+
+class ClassifierBatch(NamedTuple):
+    ids: torch.Tensor  # (B, T) token ids, padded at the end
+    lengths: torch.Tensor  # (B,) real lengths
+    labels: torch.Tensor  # (B,) class indices
+
+
+class TextClassifier(nn.Module):
+    """Sequence -> one of `num_classes` labels."""
+
+    def __init__(self, config: ModelConfig, *, vocab_size: int, num_classes: int, pad_id: int = 0) -> None:
+        super().__init__()
+        self.encoder = StackedLSTMEncoder(
+            vocab_size=vocab_size, embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
+            num_layers=config.num_layers, bidirectional=config.bidirectional, pad_id=pad_id,
+            dropout=config.dropout, embedding_dropout=config.embedding_dropout,
+            weight_dropout=config.weight_dropout, recurrent_dropout=config.recurrent_dropout,
+            peephole=config.peephole, init=config.init, forget_bias=config.forget_bias)
+        features = config.hidden_size * self.encoder.num_directions
+        self.pooling = SequencePooling(config.pooling, features, self.encoder.num_directions)
+        self.dropout = nn.Dropout(config.dropout)
+        if config.classifier_hidden:
+            self.head = nn.Sequential(nn.Linear(features, config.classifier_hidden), nn.ReLU(),
+                                      nn.Dropout(config.dropout), nn.Linear(config.classifier_hidden, num_classes))
+        else:
+            self.head = nn.Linear(features, num_classes)
+        # Per-class loss weights (1 = plain cross-entropy); set from the training labels.
+        self.register_buffer("class_weights", torch.ones(num_classes))
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, C) logits, and (B, T) attention weights when the pooling is `attention`."""
+        encoded = self.encoder(ids, lengths)
+        mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
+        pooled, weights = self.pooling(encoded, mask)  # (B, D*H)
+        return self.head(self.dropout(pooled)), weights
+
+    def loss(self, batch: ClassifierBatch, carry=None) -> LossOutput:
+        """Mean (class-weighted) cross-entropy over the batch's examples."""
+        logits, _ = self(batch.ids, batch.lengths)
+        losses = nn.functional.cross_entropy(logits.float(), batch.labels, reduction="none")  # (B,)
+        weights = self.class_weights[batch.labels]
+        loss = (losses * weights).sum() / weights.sum()
+        return LossOutput(loss, float(losses.detach().sum()), batch.labels.numel(),
+                          tokens=int(batch.lengths.sum()))

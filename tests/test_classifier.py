@@ -1,0 +1,100 @@
+"""Unit tests of the classifier pieces: pooling masks, overfitting, transfer, folds, scores."""
+
+import pytest
+import torch
+
+from conftest import overfit
+from lstmnlp.classification_data import stratified_folds
+from lstmnlp.config import ModelConfig
+from lstmnlp.metrics import classification_scores
+from lstmnlp.models.classifier import ClassifierBatch, TextClassifier
+from lstmnlp.models.language_model import LanguageModel
+from lstmnlp.transfer import copy_language_model, thawing_schedule
+
+SMALL = dict(embedding_dim=8, hidden_size=12, num_layers=2, dropout=0.0)
+
+
+def make_classifier(pooling="max", bidirectional=True, classes=3, **options):
+    torch.manual_seed(0)
+    config = ModelConfig(**{**SMALL, **options}, bidirectional=bidirectional, pooling=pooling)
+    return TextClassifier(config, vocab_size=20, num_classes=classes).eval()
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean", "last", "attention"])
+def test_pooling_ignores_padding(pooling):
+    model = make_classifier(pooling, classifier_hidden=7)
+    short = torch.tensor([[5, 6, 7]])
+    padded = torch.tensor([[5, 6, 7, 0, 0, 0], [4, 9, 9, 9, 9, 3]])
+    alone, _ = model(short, torch.tensor([3]))
+    together, weights = model(padded, torch.tensor([3, 6]))
+    torch.testing.assert_close(alone[0], together[0], atol=1e-6, rtol=1e-5)
+    if pooling == "attention":
+        assert torch.all(weights[0, 3:] == 0) and torch.allclose(weights.sum(1), torch.ones(2))
+
+
+def test_overfits_tiny_labeled_set():
+    model = make_classifier("mean", classes=3)
+    ids = torch.randint(4, 20, (12, 7))
+    batch = ClassifierBatch(ids, torch.randint(2, 8, (12,)), torch.arange(12) % 3)
+    first, last = overfit(model, batch, steps=150, lr=0.02)
+    assert first > 0.9 and last < 0.05
+    logits, _ = model(batch.ids, batch.lengths)
+    assert torch.equal(logits.argmax(-1), batch.labels)
+
+
+def test_class_weights_change_the_loss():
+    model = make_classifier(classes=2)
+    batch = ClassifierBatch(torch.tensor([[5, 6], [7, 8], [9, 4]]), torch.tensor([2, 2, 2]), torch.tensor([0, 0, 1]))
+    plain = model.loss(batch).loss
+    model.class_weights.copy_(torch.tensor([0.0, 1.0]))
+    only_second = model.loss(batch).loss
+    logits, _ = model(batch.ids, batch.lengths)
+    expected = torch.nn.functional.cross_entropy(logits[2:], batch.labels[2:])
+    torch.testing.assert_close(only_second, expected)
+    assert not torch.isclose(plain, only_second)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_transfer_copies_language_model_weights(bidirectional):
+    torch.manual_seed(1)
+    lm = LanguageModel(ModelConfig(**SMALL), vocab_size=20).eval()
+    classifier = make_classifier(bidirectional=bidirectional)
+    groups = copy_language_model(lm.encoder, classifier.encoder)
+    assert torch.equal(classifier.encoder.embedding.weight, lm.encoder.embedding.weight)
+    for name in ("weight_hh_l0", "bias_ih_l0", "weight_ih_l0", "weight_hh_l1", "bias_hh_l1"):
+        assert torch.equal(getattr(classifier.encoder.lstm, name), getattr(lm.encoder.lstm, name)), name
+    first_layer_input = classifier.encoder.lstm.weight_ih_l1
+    assert torch.equal(first_layer_input[:, :12], lm.encoder.lstm.weight_ih_l1)
+    if bidirectional:
+        assert torch.all(first_layer_input[:, 12:] == 0)
+    # The forward direction computes exactly the LM's hidden states at the start.
+    ids = torch.randint(4, 20, (2, 6))
+    forward = classifier.encoder(ids, torch.tensor([6, 6])).outputs[..., :12]
+    torch.testing.assert_close(forward, lm.encoder(ids).outputs)
+    assert [len(group) for group in groups] == [4, 4, 1]  # top layer first, the embedding last
+
+
+def test_thawing_schedule_goes_top_down():
+    groups = [["top"], ["bottom"], ["embedding"]]
+    frozen_at = thawing_schedule(groups, every=10)
+    assert frozen_at(0) == ["top", "bottom", "embedding"]
+    assert frozen_at(10) == ["bottom", "embedding"]
+    assert frozen_at(25) == ["embedding"]
+    assert frozen_at(30) == []
+
+
+def test_stratified_folds_partition_and_balance():
+    labels = ["a"] * 30 + ["b"] * 10
+    folds = stratified_folds(labels, 5, seed=3)
+    assert sorted(i for fold in folds for i in fold) == list(range(40))
+    for fold in folds:
+        assert [labels[i] for i in fold].count("a") == 6 and [labels[i] for i in fold].count("b") == 2
+    assert stratified_folds(labels, 5, seed=3) == folds != stratified_folds(labels, 5, seed=4)
+
+
+def test_classification_scores():
+    result = classification_scores([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], ["x", "y", "z"])
+    assert result.accuracy == pytest.approx(60.0)
+    assert result.confusion == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
+    # F1: x 2*1/(2+2)=0.5, y 2*2/(3+2)=0.8, z 0 -> macro 43.33
+    assert result.macro_f1 == pytest.approx(100 * (0.5 + 0.8 + 0.0) / 3)

@@ -1,0 +1,135 @@
+"""Classification through the CLI, as a user runs it: train, classify, evaluate, --cv, transfer."""
+
+import json
+
+import pytest
+
+from conftest import ROOT, assert_user_error, require_data, run_cli
+
+TINY_CLS = ["--set", "model.embedding_dim=16", "--set", "model.hidden_size=16", "--set", "tokenizer.vocab_size=400",
+            "--set", "train.batch_size=16", "--set", "train.max_steps=40", "--set", "train.eval_every=20",
+            "--set", "train.max_time=0", "--set", "train.precision=fp32", "--set", "train.lr=0.01"]
+
+
+@pytest.fixture(scope="module")
+def sst_slice(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sst")
+    for split, count in (("train", 300), ("dev", 40)):
+        lines = require_data(f"sst/{split}.txt").read_text(encoding="utf-8").splitlines()
+        (folder / f"{split}.txt").write_text("\n".join(lines[:count]) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def mr_slice(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mr")
+    for name in ("rt-polarity.pos", "rt-polarity.neg"):
+        lines = require_data(f"mr-polarity/{name}").read_text(encoding="utf-8").splitlines()
+        (folder / name).write_text("\n".join(lines[:150]) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sst2_run(tmp_path_factory, sst_slice):
+    out = tmp_path_factory.mktemp("cls") / "sst2"
+    result = run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--out", str(out),
+                     "--set", "data.phrases=false", *TINY_CLS)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return out
+
+
+def test_training_keeps_label_names_and_accuracy(sst2_run):
+    meta = json.loads((sst2_run / "meta.json").read_text())
+    assert meta["task"] == "classify" and meta["labels"] == ["negative", "positive"]
+    valid = [json.loads(line) for line in (sst2_run / "metrics.jsonl").read_text().splitlines()
+             if '"valid"' in line]
+    assert [r["step"] for r in valid] == [20, 40]
+    assert all(0 <= r["valid_accuracy"] <= 100 and "valid_macro_f1" in r for r in valid)
+
+
+def test_classify_keeps_order_and_json_probabilities(sst2_run):
+    texts = "a masterpiece , moving and funny .\n\nthe worst film of the year .\nfine\n"
+    plain = run_cli("classify", str(sst2_run), stdin=texts)
+    assert plain.returncode == 0, plain.stderr
+    labels = plain.stdout.splitlines()
+    assert len(labels) == 4 and set(labels) <= {"negative", "positive"}
+    rows = [json.loads(line) for line in run_cli("classify", str(sst2_run), "--json", stdin=texts).stdout.splitlines()]
+    assert [row["label"] for row in rows] == labels
+    for row in rows:
+        assert set(row["probabilities"]) == {"negative", "positive"}
+        assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert row["label"] == max(row["probabilities"], key=row["probabilities"].get)
+    # Each line is classified on its own: reversing the input reverses the output.
+    reversed_text = "\n".join(reversed(texts.splitlines())) + "\n"
+    backwards = run_cli("classify", str(sst2_run), "--batch-size", "1", stdin=reversed_text)
+    assert backwards.stdout.splitlines() == list(reversed(labels))
+
+
+def test_evaluate_on_trees_and_on_label_file(sst2_run, sst_slice, tmp_path):
+    trees = run_cli("evaluate", str(sst2_run), "--input", str(sst_slice / "dev.txt"), "--json")
+    assert trees.returncode == 0, trees.stderr
+    scores = json.loads(trees.stdout)
+    assert 0 <= scores["accuracy"] <= 100 and scores["labels"] == ["negative", "positive"]
+    texts, labels = tmp_path / "texts.txt", tmp_path / "labels.txt"
+    texts.write_text("a great , great movie .\ndull and lifeless .\nsmart and touching .\n", encoding="utf-8")
+    labels.write_text("positive\nnegative\npositive\n", encoding="utf-8")
+    table = run_cli("evaluate", str(sst2_run), "--input", str(texts), "--labels", str(labels))
+    assert table.returncode == 0, table.stderr
+    assert "accuracy" in table.stdout and "confusion matrix" in table.stdout and "(3 examples)" in table.stdout
+    labels.write_text("positive\nnegative\n", encoding="utf-8")
+    assert_user_error(run_cli("evaluate", str(sst2_run), "--input", str(texts), "--labels", str(labels)),
+                      "one label per text")
+    labels.write_text("positive\nneutral\npositive\n", encoding="utf-8")
+    assert_user_error(run_cli("evaluate", str(sst2_run), "--input", str(texts), "--labels", str(labels)),
+                      "'neutral'")
+
+
+def test_sst5_phrases_and_cross_validation(sst_slice, mr_slice, tmp_path):
+    sst5 = run_cli("train", str(ROOT / "recipes" / "sst5.yaml"), "--data-dir", str(sst_slice),
+                   "--out", str(tmp_path / "sst5"), *TINY_CLS, "--set", "train.max_steps=10")
+    assert sst5.returncode == 0, sst5.stderr + sst5.stdout
+    assert "repeated phrases" in sst5.stdout  # every phrase of the trees, each once
+    assert json.loads((tmp_path / "sst5" / "meta.json").read_text())["labels"] == ["0", "1", "2", "3", "4"]
+    cv = run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice), "--cv", "3",
+                 "--out", str(tmp_path / "mr"), *TINY_CLS, "--set", "train.max_steps=10", "--set", "train.eval_every=5")
+    assert cv.returncode == 0, cv.stderr + cv.stdout
+    summary = json.loads((tmp_path / "mr" / "cv.json").read_text())
+    assert summary["folds"] == 3 and len(summary["accuracies"]) == 3
+    assert summary["mean"] == pytest.approx(sum(summary["accuracies"]) / 3)
+    assert "mean ± std" in cv.stdout
+    assert all((tmp_path / "mr" / f"fold-0{k}" / "model.safetensors").is_file() for k in (1, 2, 3))
+
+
+def test_transfer_from_language_model(mr_slice, tmp_path):
+    corpus = tmp_path / "lm"
+    corpus.mkdir()
+    text = (mr_slice / "rt-polarity.pos").read_text() + (mr_slice / "rt-polarity.neg").read_text()
+    (corpus / "input.txt").write_text(text, encoding="utf-8")
+    lm = run_cli("train", str(ROOT / "recipes" / "word-lm-multi30k.yaml"), "--data-dir", str(corpus),
+                 "--out", str(tmp_path / "lm-run"), "--set", "data.train=input.txt", "--set", "data.valid=",
+                 "--set", "model.embedding_dim=16", "--set", "model.hidden_size=16", "--set", "model.num_layers=1",
+                 "--set", "tokenizer.vocab_size=400", "--set", "train.batch_size=8", "--set", "train.bptt=16",
+                 "--set", "train.max_steps=10", "--set", "train.eval_every=10", "--set", "train.max_time=0",
+                 "--set", "train.eval_streams=2", "--set", "train.precision=fp32")
+    assert lm.returncode == 0, lm.stderr + lm.stdout
+    common = ["train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice), *TINY_CLS,
+              "--set", "model.num_layers=1", "--set", "train.max_steps=10", "--set", "train.eval_every=5",
+              "--set", f"model.init_from={tmp_path / 'lm-run'}"]
+    result = run_cli(*common, "--out", str(tmp_path / "cls"), "--set", "train.unfreeze_every=4",
+                     "--set", "train.pretrained_lr_ratio=0.5")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert (tmp_path / "cls" / "tokenizer.model").read_bytes() == (tmp_path / "lm-run" / "tokenizer.model").read_bytes()
+    assert_user_error(run_cli(*common, "--out", str(tmp_path / "bad"), "--set", "model.hidden_size=24"),
+                      "model.hidden_size=16")
+    other = run_cli("tokenize", "train", str(mr_slice / "rt-polarity.pos"), "--prefix", str(tmp_path / "other"),
+                    "--vocab-size", "300")
+    assert other.returncode == 0, other.stderr
+    assert_user_error(run_cli(*common, "--out", str(tmp_path / "bad2"), "--set", f"tokenizer.path={tmp_path / 'other.model'}"),
+                      "is not the tokenizer of model.init_from")
+    assert_user_error(run_cli(*common, "--out", str(tmp_path / "bad3"), "--set", f"tokenizer.path={tmp_path / 'nothing.model'}"),
+                      "nothing.model")
+
+
+def test_classifier_commands_refuse_other_runs(tiny_lm_run):
+    assert_user_error(run_cli("classify", str(tiny_lm_run), stdin="x\n"), "'lm' run")
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--cv", "3"), "--cv")
