@@ -3,25 +3,44 @@
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Sequence, Union
 
 POOL_BATCHES = 50  # batches sorted together: less padding, still well shuffled
+Length = Union[int, tuple[int, ...]]  # a sequence's length, or a pair's (source, target) lengths
 
 
-def bucket_batches(lengths: Sequence[int], batch_size: int, rng: random.Random | None = None) -> list[list[int]]:
+def bucket_batches(lengths: Sequence[Length], batch_size: int, rng: random.Random | None = None, *,
+                   max_tokens: int = 0) -> list[list[int]]:
     """Example indices grouped into batches of similar length.
 
     With `rng`, examples are shuffled, then sorted by length within pools of `POOL_BATCHES`
-    batches, and the batches shuffled; without it the order is deterministic.
+    batches, and the batches shuffled; without it the order is deterministic. `max_tokens` > 0
+    also bounds a batch's padded size (rows x longest row, source + target for pairs), so that
+    a few very long examples cannot blow up memory; a single longer example gets a batch alone.
     """
     order = list(range(len(lengths)))
     if rng is not None:
         rng.shuffle(order)
     pool = batch_size * POOL_BATCHES
-    batches = []
+    batches: list[list[int]] = []
     for start in range(0, len(order), pool):
         chunk = sorted(order[start:start + pool], key=lambda index: lengths[index])
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+        batch: list[int] = []
+        longest = 0
+        for index in chunk:
+            size = _size(lengths[index])
+            grown = max(longest, size)
+            if batch and (len(batch) == batch_size or (max_tokens and grown * (len(batch) + 1) > max_tokens)):
+                batches.append(batch)
+                batch, grown = [], size
+            batch.append(index)
+            longest = grown
+        if batch:
+            batches.append(batch)
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def _size(length: Length) -> int:
+    return sum(length) if isinstance(length, tuple) else length

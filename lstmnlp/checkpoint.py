@@ -84,6 +84,30 @@ def save_trainer_state(state: dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda temporary: torch.save(state, temporary))
 
 
+def keep_step_copy(run_dir: Path, step: int, keep: int) -> None:
+    """Copy last.safetensors to checkpoints/step-NNNNNNN.safetensors; keep only the `keep` newest."""
+    import shutil
+
+    folder = run_dir / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    atomic_write(folder / f"step-{step:07d}.safetensors",
+                 lambda temporary: shutil.copyfile(run_dir / LAST_WEIGHTS, temporary))
+    for old in sorted(folder.glob("step-*.safetensors"))[:-keep]:
+        old.unlink()
+
+
+def git_commit() -> str | None:
+    """The commit of the lstmnlp source tree, when it is a git checkout."""
+    import subprocess
+
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
 def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
     atomic_write_text(run_dir / META, json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -94,8 +118,11 @@ def run_meta(task: str, **fields: Any) -> dict[str, Any]:
 
     import lstmnlp
 
+    import sentencepiece
+
     return {"task": task, "lstmnlp_version": lstmnlp.__version__, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), **fields}
+            "sentencepiece_version": sentencepiece.__version__, "python_version": platform.python_version(),
+            "git_commit": git_commit(), **fields}
 
 
 def write_result_meta(run_dir: Path, meta: dict[str, Any], result: Any) -> None:
@@ -178,8 +205,34 @@ def create_run_dir(out: Path | None, name: str, base: Path = Path("runs")) -> Pa
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
-        raise UserError(f"{out}: already holds a run; pick another --out (a finished run is never overwritten)")
+        raise UserError(f"{out}: already holds a run; add --resume to continue it, or pick another --out "
+                        "(a run is never overwritten)")
     if not out.parent.exists():
         raise UserError(f"{out.parent}: directory does not exist")
     out.mkdir(parents=False, exist_ok=True)
     return out
+
+
+def resumable_config(run_dir: Path, recipe: Path | None, overrides: list[str]) -> ExperimentConfig:
+    """The config to resume `run_dir` with: the recipe (or the run's own config.yaml) plus
+    overrides, whose task, data, tokenizer and model must equal the run's; only `train` may change."""
+    import dataclasses
+
+    from lstmnlp.config import load_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise UserError(f"{run_dir}: nothing to resume (no {CONFIG}); train without --resume")
+    saved = config_from_dict(read_yaml(run_dir / CONFIG))
+    config = load_config(recipe, overrides, base=None if recipe else dataclasses.asdict(saved))
+    for section in ("task", "name", "data", "tokenizer", "model"):
+        old, new = getattr(saved, section), getattr(config, section)
+        if old == new:
+            continue
+        if not dataclasses.is_dataclass(old):
+            raise UserError(f"{section}: {new!r} differs from the run's {old!r}; resume with the run's recipe")
+        for key in (f.name for f in dataclasses.fields(old)):
+            if getattr(old, key) != getattr(new, key):
+                raise UserError(f"{section}.{key}: {getattr(new, key)!r} differs from the run's "
+                                f"{getattr(old, key)!r}; only train.* may change on --resume")
+    return config

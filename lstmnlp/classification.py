@@ -99,13 +99,16 @@ def transfer_from_language_model(config: ExperimentConfig, model) -> tuple[dict[
 
 def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
                      log: Callable[[str], None] = print,
-                     data: tuple[LabeledData, LabeledData] | None = None) -> ClassifierTrainSummary:
-    """Train a classifier into `run_dir` (already created, empty), on `data` or the recipe's files."""
+                     data: tuple[LabeledData, LabeledData] | None = None,
+                     resume: bool = False) -> ClassifierTrainSummary:
+    """Train a classifier into `run_dir` (already created, empty; or a run to `resume`), on
+    `data` or the recipe's files."""
     device = start_training(config.train)
     train_data, valid_data = data or train_and_valid(config)
     labels = label_names(config, train_data.labels)
-    (run_dir / checkpoint.CONFIG).write_text(dump_yaml(config), encoding="utf-8")
-    tokenizer = prepare_tokenizer(config, train_data.texts, run_dir)
+    checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
+    tokenizer = (Tokenizer(run_dir / checkpoint.TOKENIZER) if resume
+                 else prepare_tokenizer(config, train_data.texts, run_dir))
     examples = to_examples(tokenizer, train_data, labels, max_length=config.data.max_length)
     valid_examples = to_examples(tokenizer, valid_data, labels, max_length=config.data.max_length)
     counts = torch.bincount(torch.tensor([label for _, label in examples]), minlength=len(labels))
@@ -126,7 +129,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     valid_batches = make_batches(valid_examples, config.train.batch_size)
 
     def train_batches(epoch: int):
-        return make_batches(examples, config.train.batch_size, random.Random(config.train.seed + epoch))
+        return make_batches(examples, config.train.batch_size, random.Random(config.train.seed + epoch),
+                            max_tokens=config.train.max_tokens)
 
     def validate() -> dict[str, float]:
         return validation_metrics(model, valid_batches, labels, device)
@@ -135,7 +139,7 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
                       metric="valid_accuracy", higher_is_better=True, reporter=reporter, device=device,
                       on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}),
                       lr_scales=scales, frozen_at=frozen_at)
-    result = trainer.fit()
+    result = trainer.fit(resume=resume)
     checkpoint.write_result_meta(run_dir, meta, result)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
     sample_text = valid_data.texts[0]

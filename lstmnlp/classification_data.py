@@ -127,6 +127,8 @@ def collate(examples: Sequence[Example]) -> ClassifierBatch:
     return ClassifierBatch(ids, lengths, labels)
 
 
-def make_batches(examples: Sequence[Example], batch_size: int, rng: random.Random | None = None) -> list[ClassifierBatch]:
+def make_batches(examples: Sequence[Example], batch_size: int, rng: random.Random | None = None, *,
+                 max_tokens: int = 0) -> list[ClassifierBatch]:
     lengths = [len(ids) for ids, _ in examples]
-    return [collate([examples[i] for i in batch]) for batch in bucket_batches(lengths, batch_size, rng)]
+    return [collate([examples[i] for i in batch]) for batch in bucket_batches(lengths, batch_size, rng,
+                                                                                        max_tokens=max_tokens)]

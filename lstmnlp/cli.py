@@ -36,12 +36,20 @@ def train(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Read the recipe's files from DIR."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/NAME-TIME)."),
     cv: int = typer.Option(0, "--cv", help="Classification: K-fold cross-validation, one run per fold."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
 ) -> None:
     """Train a model from a recipe; with no recipe, a character LM on the built-in corpus (about 3 minutes)."""
     from lstmnlp.config import load_config
 
     overrides = list(set_) + ([f"data.dir={data_dir}"] if data_dir is not None else [])
-    config = load_config(recipe or DEFAULT_RECIPE, overrides)
+    if resume:
+        from lstmnlp.checkpoint import resumable_config
+
+        if out is None or cv:
+            raise UserError("--resume needs --out RUN_DIR (and works on single runs, not --cv)")
+        config = resumable_config(out, recipe, overrides)
+    else:
+        config = load_config(recipe or DEFAULT_RECIPE, overrides)
     from lstmnlp.checkpoint import create_run_dir
     from lstmnlp.progress import make_reporter
 
@@ -53,15 +61,16 @@ def train(
         from lstmnlp.language_modeling import train_language_model as train_task
     if cv and config.task != "classify":
         raise UserError("--cv is for classification recipes (task: classify)")
-    run_dir = create_run_dir(out, config.name)
-    console.print(f"run directory: [bold]{run_dir}[/bold]")
+    run_dir = out if resume else create_run_dir(out, config.name)
+    console.print(f"run directory: [bold]{run_dir}[/bold]" + (" (resuming)" if resume else ""))
     if cv:
         run_cross_validation(config, run_dir, cv, lambda: make_reporter(
             console, max_steps=config.train.max_steps, max_time=config.train.max_time))
         return
     reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
     try:
-        summary = train_task(config, run_dir, reporter=reporter, log=lambda text: console.print(text, highlight=False))
+        summary = train_task(config, run_dir, reporter=reporter, resume=resume,
+                             log=lambda text: console.print(text, highlight=False))
     finally:
         if hasattr(reporter, "close"):
             reporter.close()
@@ -222,7 +231,9 @@ def translate(
         raise UserError(f"{output.parent}: output directory does not exist")
     results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines, beam_size=beam_size,
                               batch_size=batch_size, alpha=length_penalty, max_length_ratio=max_length_ratio,
-                              nbest=nbest)
+                              nbest=nbest, max_source_length=4 * loaded.config.data.max_length,
+                              warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
+                                                                    highlight=False))
     if save_attention is not None:
         import json
 

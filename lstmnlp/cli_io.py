@@ -10,7 +10,7 @@ from typing import Callable, Optional
 import typer
 from rich.console import Console
 
-from lstmnlp.errors import UserError
+from lstmnlp.errors import Interrupted, UserError
 
 console = Console()
 error_console = Console(stderr=True)
@@ -26,6 +26,9 @@ def user_errors(command: Callable) -> Callable:
         except UserError as error:
             error_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Interrupted as stop:
+            error_console.print(f"[yellow]{stop}[/yellow]", highlight=False, soft_wrap=True)
+            raise typer.Exit(stop.exit_code) from None
         except KeyboardInterrupt:
             error_console.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None

@@ -129,6 +129,7 @@ class TrainConfig:
     """Optimization, budgets, validation and logging."""
 
     batch_size: int = 64  # sequences per batch (parallel streams for language models)
+    max_tokens: int = 0  # also bound a batch's padded tokens (translation, classification); 0 = no bound
     bptt: int = 128  # truncated back-propagation length in tokens (language models)
     optimizer: str = "adamw"  # adam | adamw | sgd
     lr: float = 2e-3
@@ -146,6 +147,7 @@ class TrainConfig:
     eval_every: int = 200  # steps between validations
     eval_streams: int = 16  # parallel streams when validating an LM; 1 scores exactly as `lstmnlp score`
     patience: int = 0  # validations without improvement before stopping; 0 = never
+    keep_last: int = 0  # also keep the N latest checkpoints as checkpoints/step-NNNNNNN.safetensors
     precision: str = "auto"  # auto (bf16 where the hardware has it natively) | fp32 | bf16 (autocast)
     log_every: int = 20  # steps between log lines when not on a terminal
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -158,7 +160,7 @@ class TrainConfig:
     def validate(self) -> None:
         for key in ("batch_size", "bptt", "eval_every", "eval_streams", "log_every"):
             _check(getattr(self, key) >= 1, f"train.{key}", "must be at least 1")
-        for key in ("max_epochs", "max_steps", "max_time", "patience", "warmup_steps", "threads",
+        for key in ("max_epochs", "max_steps", "max_time", "patience", "keep_last", "max_tokens", "warmup_steps", "threads",
                     "clip_norm", "weight_decay"):
             _check(getattr(self, key) >= 0, f"train.{key}", "must not be negative")
         _check(self.lr > 0, "train.lr", "must be positive")

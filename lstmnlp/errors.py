@@ -7,3 +7,11 @@ and keeps its traceback.
 
 class UserError(Exception):
     """A problem with the user's input, worded so the user knows what to do."""
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal after writing a checkpoint; the CLI exits with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

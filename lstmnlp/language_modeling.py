@@ -71,12 +71,12 @@ def prepare_tokenizer(config: ExperimentConfig, train_text: str, run_dir: Path) 
 
 
 def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
-                         log: Callable[[str], None] = print) -> LMTrainSummary:
-    """Train an LM run into `run_dir` (already created, empty)."""
+                         log: Callable[[str], None] = print, resume: bool = False) -> LMTrainSummary:
+    """Train an LM run into `run_dir` (already created, empty; or a run to `resume`)."""
     device = start_training(config.train)
     train_text, valid_text, source = read_corpus(config.data)
-    (run_dir / checkpoint.CONFIG).write_text(dump_yaml(config), encoding="utf-8")
-    tokenizer = prepare_tokenizer(config, train_text, run_dir)
+    checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
+    tokenizer = Tokenizer(run_dir / checkpoint.TOKENIZER) if resume else prepare_tokenizer(config, train_text, run_dir)
     train_ids, valid_ids = encode_text(tokenizer, train_text), encode_text(tokenizer, valid_text)
     log(f"data: {source}: {train_ids.numel():,} training and {valid_ids.numel():,} validation tokens, "
         f"vocabulary {tokenizer.vocab_size}")
@@ -104,7 +104,7 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
 
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       reporter=reporter, device=device, on_checkpoint=record_best)
-    result = trainer.fit()
+    result = trainer.fit(resume=resume)
     checkpoint.write_result_meta(run_dir, meta, result)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
     model.eval()

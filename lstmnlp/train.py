@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ import torch
 
 from lstmnlp import checkpoint
 from lstmnlp.config import TrainConfig
+from lstmnlp.errors import Interrupted
+from lstmnlp.train_state import EXIT_CODES, StopSignals, capture_rng, cut_metrics, load_state, restore_rng
 
 
 class Reporter(Protocol):
@@ -116,6 +119,13 @@ def lr_factor(config: TrainConfig, step: int, progress: float | None, plateau_sc
     return warmup * (floor + (1 - floor) * (1 - progress))
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 class MetricsLog:
     """Appends one JSON object per event to metrics.jsonl."""
 
@@ -125,6 +135,16 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as stream:
             stream.write(json.dumps(record) + "\n")
+
+
+@dataclass
+class Position:
+    """Where training stands; saved with every checkpoint so a run resumes exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # batches of `epoch` already trained on
+    elapsed_s: float = 0.0  # training seconds so far (budgets count across resumes)
 
 
 class Trainer:
@@ -140,7 +160,7 @@ class Trainer:
         self.model = model
         self.config = config
         self.run_dir = Path(run_dir)
-        self.train_batches = train_batches
+        self.train_batches = train_batches  # epoch -> batches, the same for the same epoch
         self.validate = validate
         self.metric = metric
         self.higher_is_better = higher_is_better
@@ -157,55 +177,64 @@ class Trainer:
         self.plateau_scale = 1.0
         self.bad_validations = 0
         self.last_train_record: dict[str, Any] = {}
+        self.position = Position()
+        self.carry: Any = None  # recurrent state carried between batches (truncated BPTT)
 
-    def fit(self) -> TrainResult:
-        config, model = self.config, self.model
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        """Train until a budget, early stopping or a signal; with `resume`, continue from the
+        run's last checkpoint (weights, optimizer, RNG streams, data position, early stopping)."""
+        if resume:
+            self._restore()
+        config, model, position = self.config, self.model, self.position
         model.to(self.device).train()
-        started = time.perf_counter()
-        step, epoch, stop_reason, last_validated = 0, 0, "", -1
-        window_loss, window_count, window_tokens, window_start = 0.0, 0, 0, started
-        total_tokens = 0
-        while not stop_reason:
-            if config.max_epochs and epoch >= config.max_epochs:
-                stop_reason = "max_epochs"
-                break
-            carry = None
-            for batch in self.train_batches(epoch):
-                elapsed = time.perf_counter() - started
-                self._set_lr(step, elapsed)
-                output = self._train_step(batch, carry, step)
-                carry = output.carry.detach() if output.carry is not None else None
-                step += 1
-                window_loss += output.total
-                window_count += output.count
-                window_tokens += output.count if output.tokens is None else output.tokens
-                total_tokens += output.count if output.tokens is None else output.tokens
-                if step % config.log_every == 0:
-                    now = time.perf_counter()
-                    record = self._train_record(step, now - started, window_loss / max(window_count, 1),
-                                                window_tokens / max(now - window_start, 1e-9))
-                    self.log.write(record)
-                    self.last_train_record = record
-                    self.reporter.on_step(step, record)
-                    window_loss, window_count, window_tokens, window_start = 0.0, 0, 0, now
-                if step % config.eval_every == 0:
-                    last_validated = step
-                    if self._validate(step, time.perf_counter() - started, window_loss, window_count):
-                        stop_reason = "early_stopping"
-                elapsed = time.perf_counter() - started
-                if config.max_steps and step >= config.max_steps:
-                    stop_reason = stop_reason or "max_steps"
-                if config.max_time and elapsed >= config.max_time:
-                    stop_reason = stop_reason or "max_time"
-                if stop_reason:
+        started = time.perf_counter() - position.elapsed_s
+        stop_reason, last_validated = "", position.step if resume else -1
+        window_loss, window_count, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
+        total_tokens, process_start = 0, time.perf_counter()
+        with StopSignals() as signals:
+            while not stop_reason:
+                if config.max_epochs and position.epoch >= config.max_epochs:
+                    stop_reason = "max_epochs"
                     break
-            else:
-                epoch += 1
-        if last_validated != step:
-            self._validate(step, time.perf_counter() - started, window_loss, window_count)
-        elapsed = time.perf_counter() - started
-        return TrainResult(step, epoch, elapsed, stop_reason, self.best_step, self.best_metrics,
-                           total_tokens / max(elapsed, 1e-9))
+                for index, batch in enumerate(self.train_batches(position.epoch)):
+                    if index < position.batch:
+                        continue  # trained on before the checkpoint this run resumed from
+                    self._set_lr(position.step, time.perf_counter() - started)
+                    output = self._train_step(batch, self.carry, position.step)
+                    self.carry = output.carry.detach() if output.carry is not None else None
+                    position.step, position.batch = position.step + 1, index + 1
+                    step = position.step
+                    tokens = output.count if output.tokens is None else output.tokens
+                    window_loss, window_count = window_loss + output.total, window_count + output.count
+                    window_tokens, total_tokens = window_tokens + tokens, total_tokens + tokens
+                    if step % config.log_every == 0:
+                        now = time.perf_counter()
+                        record = self._train_record(step, now - started, window_loss / max(window_count, 1),
+                                                    window_tokens / max(now - window_start, 1e-9))
+                        self.log.write(record)
+                        self.last_train_record = record
+                        self.reporter.on_step(step, record)
+                        window_loss, window_count, window_tokens, window_start = 0.0, 0, 0, now
+                    position.elapsed_s = time.perf_counter() - started
+                    if step % config.eval_every == 0:
+                        last_validated = step
+                        if self._validate(window_loss, window_count):
+                            stop_reason = "early_stopping"
+                    if signals.received is not None:
+                        self._stop_for(signals.received)
+                    if config.max_steps and step >= config.max_steps:
+                        stop_reason = stop_reason or "max_steps"
+                    if config.max_time and time.perf_counter() - started >= config.max_time:
+                        stop_reason = stop_reason or "max_time"
+                    if stop_reason:
+                        break
+                else:
+                    position.epoch, position.batch, self.carry = position.epoch + 1, 0, None
+            position.elapsed_s = time.perf_counter() - started
+            if last_validated != position.step:
+                self._validate(window_loss, window_count)
+        return TrainResult(position.step, position.epoch, position.elapsed_s, stop_reason, self.best_step,
+                           self.best_metrics, total_tokens / max(time.perf_counter() - process_start, 1e-9))
 
     def _train_step(self, batch, carry, step: int):
         batch = type(batch)(*(t.to(self.device, non_blocking=True) for t in batch))
@@ -236,18 +265,20 @@ class Trainer:
         return {"event": "train", "step": step, "elapsed_s": round(elapsed, 3), "train_loss": loss,
                 "tokens_per_s": tokens_per_s, "lr": max(group["lr"] for group in self.optimizer.param_groups)}
 
-    def _validate(self, step: int, elapsed: float, window_loss: float, window_count: int) -> bool:
-        """Validate, log, keep the best weights; True when early stopping says stop."""
+    def _validate(self, window_loss: float, window_count: int) -> bool:
+        """Validate, log, keep the best weights, checkpoint; True when early stopping says stop."""
+        step = self.position.step
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             metrics = self.validate()
         self.model.train()
         value = metrics[self.metric]
         improved = self.best_value is None or (value > self.best_value if self.higher_is_better
                                                else value < self.best_value)
-        record = {"event": "valid", "step": step, "elapsed_s": round(elapsed, 3),
+        record = {"event": "valid", "step": step, "elapsed_s": round(self.position.elapsed_s, 3),
                   "train_loss": (window_loss / window_count if window_count
                                  else self.last_train_record.get("train_loss")),
-                  "tokens_per_s": self.last_train_record.get("tokens_per_s"), **metrics, "best": improved}
+                  "tokens_per_s": self.last_train_record.get("tokens_per_s"), **metrics, "best": improved,
+                  "peak_rss_mb": round(peak_rss_mb(), 1)}
         if improved:
             self.best_value, self.best_step, self.best_metrics = value, step, dict(metrics)
             self.bad_validations = 0
@@ -256,13 +287,42 @@ class Trainer:
             self.bad_validations += 1
             if self.config.schedule == "plateau":
                 self.plateau_scale *= self.config.plateau_factor
-        checkpoint.save_weights(self.model, self.run_dir / checkpoint.LAST_WEIGHTS)
-        checkpoint.save_trainer_state({"step": step, "optimizer": self.optimizer.state_dict(),
-                                       "best_value": self.best_value, "best_step": self.best_step,
-                                       "torch_rng": torch.get_rng_state()},
-                                      self.run_dir / checkpoint.TRAINER_STATE)
-        if self.on_checkpoint is not None:
-            self.on_checkpoint({"step": step, "best_step": self.best_step, "best_metrics": self.best_metrics})
-        self.log.write(record)
+        self.log.write(record)  # before the checkpoint: a resume cuts the log back to its step
+        self._checkpoint()
         self.reporter.on_validation(step, record)
         return bool(self.config.patience) and self.bad_validations >= self.config.patience
+
+    def _checkpoint(self) -> None:
+        """Last weights and the whole trainer state, each written atomically."""
+        checkpoint.save_weights(self.model, self.run_dir / checkpoint.LAST_WEIGHTS)
+        if self.config.keep_last:
+            checkpoint.keep_step_copy(self.run_dir, self.position.step, self.config.keep_last)
+        position = self.position
+        checkpoint.save_trainer_state({
+            "step": position.step, "epoch": position.epoch, "batch": position.batch,
+            "elapsed_s": position.elapsed_s, "optimizer": self.optimizer.state_dict(),
+            "best_value": self.best_value, "best_step": self.best_step, "best_metrics": self.best_metrics,
+            "bad_validations": self.bad_validations, "plateau_scale": self.plateau_scale,
+            "carry": None if self.carry is None else tuple(self.carry), "rng": capture_rng()},
+            self.run_dir / checkpoint.TRAINER_STATE)
+        if self.on_checkpoint is not None:
+            self.on_checkpoint({"step": position.step, "best_step": self.best_step, "best_metrics": self.best_metrics})
+
+    def _restore(self) -> None:
+        state = load_state(self.run_dir)
+        checkpoint.load_weights(self.model, self.run_dir / checkpoint.LAST_WEIGHTS)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.position = Position(state["step"], state["epoch"], state["batch"], state["elapsed_s"])
+        self.best_value, self.best_step = state["best_value"], state["best_step"]
+        self.best_metrics, self.bad_validations = state["best_metrics"], state["bad_validations"]
+        self.plateau_scale = state["plateau_scale"]
+        self.carry = None if state["carry"] is None else tuple(t.to(self.device) for t in state["carry"])
+        restore_rng(state["rng"])
+        cut_metrics(self.run_dir / checkpoint.METRICS, self.position.step)
+
+    def _stop_for(self, received: signal.Signals) -> None:
+        """Checkpoint after a signal and leave through `Interrupted`."""
+        self._checkpoint()
+        self.log.write({"event": "interrupted", "step": self.position.step, "signal": received.name})
+        raise Interrupted(f"{received.name} at step {self.position.step}: checkpoint written to {self.run_dir}; "
+                          f"continue with --out {self.run_dir} --resume", EXIT_CODES[received])

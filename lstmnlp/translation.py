@@ -103,20 +103,27 @@ def collate(pairs: Sequence[Pair]) -> Seq2SeqBatch:
     return Seq2SeqBatch(source, lengths, inputs, outputs)
 
 
-def make_batches(pairs: Sequence[Pair], batch_size: int, rng: random.Random | None = None) -> list[Seq2SeqBatch]:
+def make_batches(pairs: Sequence[Pair], batch_size: int, rng: random.Random | None = None, *,
+                 max_tokens: int = 0) -> list[Seq2SeqBatch]:
     """Batches of similar source length (less padding); shuffled pools when `rng` is given."""
     lengths = [(len(source), len(target)) for source, target in pairs]
-    return [collate([pairs[i] for i in batch]) for batch in bucket_batches(lengths, batch_size, rng)]
+    return [collate([pairs[i] for i in batch]) for batch in bucket_batches(lengths, batch_size, rng,
+                                                                                     max_tokens=max_tokens)]
 
 
 def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
-                      log: Callable[[str], None] = print) -> TranslationTrainSummary:
-    """Train a translation run into `run_dir` (already created, empty)."""
+                      log: Callable[[str], None] = print, resume: bool = False) -> TranslationTrainSummary:
+    """Train a translation run into `run_dir` (already created, empty; or a run to `resume`)."""
     device = start_training(config.train)
     train_sources, train_targets = read_parallel_split(config, config.data.train)
     valid_sources, valid_targets = read_parallel_split(config, config.data.valid or "val")
-    (run_dir / checkpoint.CONFIG).write_text(dump_yaml(config), encoding="utf-8")
-    source_tokenizer, target_tokenizer = prepare_tokenizers(config, train_sources, train_targets, run_dir)
+    checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
+    if resume:
+        source_tokenizer = Tokenizer(run_dir / checkpoint.TOKENIZER)
+        target = run_dir / checkpoint.TARGET_TOKENIZER
+        target_tokenizer = Tokenizer(target) if target.is_file() else source_tokenizer
+    else:
+        source_tokenizer, target_tokenizer = prepare_tokenizers(config, train_sources, train_targets, run_dir)
     report = LoadReport(f"{config.data.dir}/{config.data.train}.{{{config.data.source_lang},{config.data.target_lang}}}")
     pairs = encode_pairs(source_tokenizer, target_tokenizer, train_sources, train_targets,
                          max_length=config.data.max_length, report=report)
@@ -135,7 +142,8 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
     valid_batches = make_batches(valid_pairs, config.train.batch_size)
 
     def train_batches(epoch: int):
-        return make_batches(pairs, config.train.batch_size, random.Random(config.train.seed + epoch))
+        return make_batches(pairs, config.train.batch_size, random.Random(config.train.seed + epoch),
+                            max_tokens=config.train.max_tokens)
 
     def validate() -> dict[str, float]:
         return validation_metrics(model, valid_batches, valid_sources, valid_targets, valid_pairs,
@@ -144,7 +152,7 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       metric="valid_bleu", higher_is_better=True, reporter=reporter, device=device,
                       on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}))
-    result = trainer.fit()
+    result = trainer.fit(resume=resume)
     checkpoint.write_result_meta(run_dir, meta, result)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
     model.eval()
@@ -175,16 +183,24 @@ def validation_metrics(model, batches, sources, references, pairs, source_tokeni
 @torch.no_grad()
 def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, lines: Sequence[str], *,
                     beam_size: int = 5, batch_size: int = 64, alpha: float = 1.0, max_length_ratio: float = 1.5,
-                    nbest: int = 1, fast_greedy: bool = False) -> list[list[tuple[str, float]]]:
+                    nbest: int = 1, fast_greedy: bool = False, max_source_length: int = 0,
+                    warn: Callable[[str], None] | None = None) -> list[list[tuple[str, float]]]:
     """Translate lines in batches of similar length; the result keeps input order.
 
     Each output is up to `nbest` (text, score) pairs; an empty line gives [("", 0.0)]. A
     hypothesis may have up to `max_length_ratio` x source pieces + 5 pieces. `fast_greedy` decodes
     greedily without scores (validation); beam size 1 through beam search is greedy with scores.
+    `max_source_length` > 0 cuts longer sources (memory and time stay bounded), told through `warn`.
     """
     model.eval()
     device = next(model.parameters()).device
     encoded = source_tokenizer.encode_batch(list(lines))
+    if max_source_length:
+        cut = [number for number, ids in enumerate(encoded, start=1) if len(ids) > max_source_length]
+        encoded = [ids[:max_source_length] for ids in encoded]
+        if cut and warn is not None:
+            warn(f"{len(cut):,} line(s) longer than {max_source_length} pieces were cut to that length "
+                 f"(first: line {cut[0]})")
     results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
     order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
     for start in range(0, len(order), batch_size):

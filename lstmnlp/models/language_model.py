@@ -59,8 +59,9 @@ class LanguageModel(nn.Module):
         return self.output(hidden), encoded.final
 
     def loss(self, batch: LanguageModelBatch, carry: LSTMState | None = None) -> LossOutput:
-        """Mean cross-entropy of the targets; the final state is returned for the next window."""
-        logits, final = self(batch.inputs, carry)
+        """Mean cross-entropy of the targets; the final state is returned for the next window
+        (`carry` may come back from a checkpoint as a plain (hidden, cell) tuple)."""
+        logits, final = self(batch.inputs, None if carry is None else LSTMState(*carry))
         losses = nn.functional.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(),
                                              reduction="sum")
         count = batch.targets.numel()
