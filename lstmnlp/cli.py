@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from lstmnlp.cli_classify import classify, evaluate_classifier, run_cross_validation
+from lstmnlp.cli_inspect import inspect, plot
 from lstmnlp.cli_io import console, error_console, read_input_lines, user_errors, write_output_lines
 from lstmnlp.cli_tokenize import tokenize_app
 from lstmnlp.errors import UserError
@@ -22,6 +23,8 @@ app = typer.Typer(help="Train, sample and evaluate LSTM sequence models.", no_ar
                   add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(tokenize_app, name="tokenize")
 app.command()(classify)
+app.command()(plot)
+app.command()(inspect)
 DEFAULT_RECIPE = Path(__file__).parent / "recipes" / "default.yaml"
 
 

@@ -133,3 +133,12 @@ def test_transfer_from_language_model(mr_slice, tmp_path):
 def test_classifier_commands_refuse_other_runs(tiny_lm_run):
     assert_user_error(run_cli("classify", str(tiny_lm_run), stdin="x\n"), "'lm' run")
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--cv", "3"), "--cv")
+
+
+def test_inspect_classifier_token_weights(sst2_run, tmp_path):
+    out = tmp_path / "weights.html"
+    result = run_cli("inspect", str(sst2_run), "--text", "a gorgeous , witty film .", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "gradient saliency" in result.stdout and "predicted:" in result.stdout
+    page = out.read_text(encoding="utf-8")
+    assert page.count("<span") >= 7  # at least one piece per word, and </s>

@@ -96,3 +96,11 @@ def test_parallel_files_of_different_lengths(tmp_path, multi30k_slice):
     result = run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--data-dir", str(tmp_path),
                      "--out", str(tmp_path / "run"))
     assert_user_error(result, "train.de has 400 lines", "train.en has 1")
+
+
+def test_inspect_attention_picture(tiny_mt_run, tmp_path):
+    out = tmp_path / "attention.png"
+    result = run_cli("inspect", str(tiny_mt_run), "--text", "Ein Mann fährt Fahrrad.", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 5_000
+    assert "attention" in result.stdout and "->" in result.stdout
