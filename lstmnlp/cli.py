@@ -22,6 +22,18 @@ from lstmnlp.errors import UserError
 app = typer.Typer(help="Train, sample and evaluate LSTM sequence models.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(tokenize_app, name="tokenize")
+
+
+@app.callback()
+def options(threads: int = typer.Option(0, "--threads", help="CPU threads for torch (default: one per core).")) -> None:
+    """Train, sample and evaluate LSTM sequence models."""
+    if threads < 0:
+        raise typer.BadParameter("--threads must not be negative")
+    if threads:  # torch is imported later, inside the command, and reads this then
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ["MKL_NUM_THREADS"] = str(threads)
+
+
 app.command()(classify)
 app.command()(plot)
 app.command()(inspect)
@@ -217,6 +229,7 @@ def translate(
     scores: bool = typer.Option(False, "--scores", help="Prefix each translation with its log-probability and a tab."),
     save_attention: Optional[Path] = typer.Option(None, "--save-attention",
                                                   help="Write the attention matrices of the best translations as JSON."),
+    quantize: str = typer.Option("", "--quantize", help="int8: dynamic int8 quantization for faster CPU decoding."),
 ) -> None:
     """Translate text with a trained model: one line in, one line out, input order kept."""
     if beam_size < 1 or batch_size < 1 or nbest < 1 or max_length_ratio <= 0:
@@ -226,7 +239,10 @@ def translate(
     from lstmnlp.checkpoint import load_run
     from lstmnlp.translation import translate_lines
 
+    from lstmnlp.quantize import apply_quantize
+
     loaded = load_run(run_dir, expected_task="translate")
+    loaded.model = apply_quantize(loaded.model, quantize)
     lines = read_input_lines(input)
     if save_attention is not None and not save_attention.parent.exists():
         raise UserError(f"{save_attention.parent}: output directory does not exist")
@@ -262,6 +278,7 @@ def evaluate(
     input: Optional[Path] = typer.Option(None, "--input", help="Source text to translate, or texts to classify."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Gold labels, one per line (classifier runs)."),
     beam_size: int = typer.Option(5, "--beam-size", help="Beams when translating."),
+    quantize: str = typer.Option("", "--quantize", help="int8: translate with the int8-quantized model."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Translation: BLEU and chrF (sacrebleu, 13a, cased, detokenized) of files or of a run's
@@ -286,7 +303,10 @@ def evaluate(
         from lstmnlp.checkpoint import load_run
         from lstmnlp.translation import translate_lines
 
+        from lstmnlp.quantize import apply_quantize
+
         loaded = load_run(Path(target), expected_task="translate")
+        loaded.model = apply_quantize(loaded.model, quantize)
         results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, read_lines(input),
                                   beam_size=beam_size)
         hypotheses = [candidates[0][0] for candidates in results]

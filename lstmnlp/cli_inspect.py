@@ -40,8 +40,10 @@ def inspect(
     max_tokens: int = typer.Option(3000, "--max-tokens", help="Language models: inspect at most this many tokens."),
     out: Optional[Path] = typer.Option(None, "--out", help="PNG (translation); HTML or PNG (language model); HTML (classifier)."),
 ) -> None:
-    """Translation: attention heatmap (PNG). Language model: gates and cell states per unit
-    (HTML) and the units that track quotes, brackets and line position. Classifier: the weight
+    """Attention heatmaps (translation), LSTM gates and units (language model), token weights (classifier).
+
+    Translation: attention heatmap (PNG). Language model: gates and cell states per unit (HTML
+    or PNG) and the units that track quotes, brackets and line position. Classifier: the weight
     of each token (attention pooling, else gradient saliency)."""
     from lstmnlp.checkpoint import load_run
     from lstmnlp.data import read_text

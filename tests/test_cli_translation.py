@@ -104,3 +104,11 @@ def test_inspect_attention_picture(tiny_mt_run, tmp_path):
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:4] == b"\x89PNG" and out.stat().st_size > 5_000
     assert "attention" in result.stdout and "->" in result.stdout
+
+
+def test_translate_int8(tiny_mt_run):
+    text = "Ein Mann fährt Fahrrad.\n\nZwei Hunde spielen im Schnee.\n"
+    result = run_cli("translate", str(tiny_mt_run), "--quantize", "int8", stdin=text)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split("\n")) == 4 and "Warning" not in result.stderr
+    assert_user_error(run_cli("translate", str(tiny_mt_run), "--quantize", "int4", stdin=text), "int8")
