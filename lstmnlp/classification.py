@@ -22,6 +22,7 @@ from lstmnlp import checkpoint
 from lstmnlp.classification_data import (Example, collate, encode_texts, hold_out, label_names, make_batches,
                                          read_split, stratified_folds, subset, train_and_valid)
 from lstmnlp.config import ExperimentConfig, dump_yaml
+from lstmnlp.distributed import World, barrier, main_then_others, shard
 from lstmnlp.data import LabeledData, LoadReport
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import ClassificationResult, classification_scores
@@ -100,15 +101,20 @@ def transfer_from_language_model(config: ExperimentConfig, model) -> tuple[dict[
 def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
                      log: Callable[[str], None] = print,
                      data: tuple[LabeledData, LabeledData] | None = None,
-                     resume: bool = False) -> ClassifierTrainSummary:
+                     resume: bool = False, world: World | None = None) -> ClassifierTrainSummary:
     """Train a classifier into `run_dir` (already created, empty; or a run to `resume`), on
-    `data` or the recipe's files."""
-    device = start_training(config.train)
+    `data` or the recipe's files; with a distributed `world`, each rank trains on its shard."""
+    world = world or World()
+    device = start_training(config.train, rank=world.rank)
     train_data, valid_data = data or train_and_valid(config)
     labels = label_names(config, train_data.labels)
-    checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
-    tokenizer = (Tokenizer(run_dir / checkpoint.TOKENIZER) if resume
-                 else prepare_tokenizer(config, train_data.texts, run_dir))
+
+    def prepare() -> Tokenizer:
+        checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
+        return (Tokenizer(run_dir / checkpoint.TOKENIZER) if resume
+                else prepare_tokenizer(config, train_data.texts, run_dir))
+
+    tokenizer = main_then_others(world, prepare, lambda: Tokenizer(run_dir / checkpoint.TOKENIZER))
     examples = to_examples(tokenizer, train_data, labels, max_length=config.data.max_length)
     valid_examples = to_examples(tokenizer, valid_data, labels, max_length=config.data.max_length)
     counts = torch.bincount(torch.tensor([label for _, label in examples]), minlength=len(labels))
@@ -125,12 +131,13 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     meta = checkpoint.run_meta("classify", vocab_size=tokenizer.vocab_size, parameters=parameters,
                                labels=labels, data=train_data.report.summary(),
                                init_from=config.model.init_from or None)
-    checkpoint.write_meta(run_dir, meta)
+    if world.is_main:
+        checkpoint.write_meta(run_dir, meta)
     valid_batches = make_batches(valid_examples, config.train.batch_size)
 
     def train_batches(epoch: int):
-        return make_batches(examples, config.train.batch_size, random.Random(config.train.seed + epoch),
-                            max_tokens=config.train.max_tokens)
+        return shard(make_batches(examples, config.train.batch_size, random.Random(config.train.seed + epoch),
+                                  max_tokens=config.train.max_tokens), world)
 
     def validate() -> dict[str, float]:
         return validation_metrics(model, valid_batches, labels, device)
@@ -138,9 +145,11 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       metric="valid_accuracy", higher_is_better=True, reporter=reporter, device=device,
                       on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}),
-                      lr_scales=scales, frozen_at=frozen_at)
+                      lr_scales=scales, frozen_at=frozen_at, world=world)
     result = trainer.fit(resume=resume)
-    checkpoint.write_result_meta(run_dir, meta, result)
+    if world.is_main:
+        checkpoint.write_result_meta(run_dir, meta, result)
+    barrier(world)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
     sample_text = valid_data.texts[0]
     probabilities = predict(model, tokenizer, [sample_text], max_length=config.data.max_length)[0]

@@ -65,7 +65,6 @@ def train(
         config = resumable_config(out, recipe, overrides)
     else:
         config = load_config(recipe or DEFAULT_RECIPE, overrides)
-    from lstmnlp.checkpoint import create_run_dir
     from lstmnlp.progress import make_reporter
 
     if config.task == "translate":
@@ -76,20 +75,47 @@ def train(
         from lstmnlp.language_modeling import train_language_model as train_task
     if cv and config.task != "classify":
         raise UserError("--cv is for classification recipes (task: classify)")
-    run_dir = out if resume else create_run_dir(out, config.name)
-    console.print(f"run directory: [bold]{run_dir}[/bold]" + (" (resuming)" if resume else ""))
+    from lstmnlp.distributed import init_world
+
+    world = init_world()  # torchrun: one process per rank; rank 0 alone writes and prints
+    if world.active and cv:
+        raise UserError("--cv runs one process; start it without torchrun")
+    run_dir = _open_run_dir(world, out, resume, config.name)
+    say = console.print if world.is_main else (lambda *args, **kwargs: None)
+    say(f"run directory: [bold]{run_dir}[/bold]" + (" (resuming)" if resume else "")
+        + (f" ({world.size} processes)" if world.active else ""))
     if cv:
         run_cross_validation(config, run_dir, cv, lambda: make_reporter(
             console, max_steps=config.train.max_steps, max_time=config.train.max_time))
         return
     reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
     try:
-        summary = train_task(config, run_dir, reporter=reporter, resume=resume,
-                             log=lambda text: console.print(text, highlight=False))
+        summary = train_task(config, run_dir, reporter=reporter, resume=resume, world=world,
+                             log=lambda text: say(text, highlight=False))
     finally:
         if hasattr(reporter, "close"):
             reporter.close()
-    _render_train_summary(summary)
+    if world.is_main:
+        _render_train_summary(summary)
+
+
+def _open_run_dir(world, out: Optional[Path], resume: bool, name: str) -> Path:
+    """The run directory: --out to resume, else a new one made by rank 0 and shared with the others."""
+    from lstmnlp.checkpoint import create_run_dir
+    from lstmnlp.distributed import broadcast
+
+    if resume:
+        return out
+    outcome: tuple[Optional[Path], str] = (None, "")
+    if world.is_main:
+        try:
+            outcome = (create_run_dir(out, name), "")
+        except UserError as error:
+            outcome = (None, str(error))
+    run_dir, problem = broadcast(outcome, world)
+    if problem:
+        raise UserError(problem)
+    return run_dir
 
 
 def _render_train_summary(summary) -> None:

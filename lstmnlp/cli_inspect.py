@@ -38,7 +38,7 @@ def inspect(
     layer: int = typer.Option(0, "--layer", help="Language models: LSTM layer, 1 = the lowest (default: the top)."),
     units: int = typer.Option(12, "--units", help="Language models: units offered on the page."),
     max_tokens: int = typer.Option(3000, "--max-tokens", help="Language models: inspect at most this many tokens."),
-    out: Optional[Path] = typer.Option(None, "--out", help="PNG (translation); HTML or PNG (language model); HTML (classifier)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG (translation); HTML or PNG (language model, classifier)."),
 ) -> None:
     """Attention heatmaps (translation), LSTM gates and units (language model), token weights (classifier).
 
@@ -139,7 +139,13 @@ def _inspect_classifier(loaded, line: str, out: Optional[Path]) -> None:
         rendered.append(piece.replace("▁", " "), style=f"on rgb(255,{level},{level})")
     console.print(f"predicted: [bold]{label}[/bold]   token weights by {method}:")
     console.print(rendered)
-    if out is not None:
+    if out is not None and out.suffix.lower() == ".png":
+        from lstmnlp.plots import plot_units
+
+        plot_units([piece.replace("▁", " ") for piece in pieces],
+                   [(f"predicted {label}: token weights by {method}", [w / top for w in weights])], out)
+        console.print(f"picture: {out}", highlight=False)
+    elif out is not None:
         from lstmnlp.html_pages import token_weights_page
 
         token_weights_page(pieces, weights, f"{label} ({method})", out)

@@ -17,6 +17,7 @@ import torch
 
 from lstmnlp import checkpoint
 from lstmnlp.config import DataConfig, ExperimentConfig, dump_yaml
+from lstmnlp.distributed import World, barrier, main_then_others
 from lstmnlp.data import load_hub_text, read_text, resolve_data_dir, split_tail
 from lstmnlp.errors import UserError
 from lstmnlp.lm_data import batchify, decode_ids, encode_text, evaluate_stream, windows
@@ -71,12 +72,19 @@ def prepare_tokenizer(config: ExperimentConfig, train_text: str, run_dir: Path) 
 
 
 def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
-                         log: Callable[[str], None] = print, resume: bool = False) -> LMTrainSummary:
-    """Train an LM run into `run_dir` (already created, empty; or a run to `resume`)."""
-    device = start_training(config.train)
+                         log: Callable[[str], None] = print, resume: bool = False,
+                         world: World | None = None) -> LMTrainSummary:
+    """Train an LM run into `run_dir` (already created, empty; or a run to `resume`); with a
+    distributed `world`, each rank trains on its own `train.batch_size` of the streams."""
+    world = world or World()
+    device = start_training(config.train, rank=world.rank)
     train_text, valid_text, source = read_corpus(config.data)
-    checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
-    tokenizer = Tokenizer(run_dir / checkpoint.TOKENIZER) if resume else prepare_tokenizer(config, train_text, run_dir)
+
+    def prepare() -> Tokenizer:
+        checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
+        return Tokenizer(run_dir / checkpoint.TOKENIZER) if resume else prepare_tokenizer(config, train_text, run_dir)
+
+    tokenizer = main_then_others(world, prepare, lambda: Tokenizer(run_dir / checkpoint.TOKENIZER))
     train_ids, valid_ids = encode_text(tokenizer, train_text), encode_text(tokenizer, valid_text)
     log(f"data: {source}: {train_ids.numel():,} training and {valid_ids.numel():,} validation tokens, "
         f"vocabulary {tokenizer.vocab_size}")
@@ -86,8 +94,10 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
     parameters = sum(p.numel() for p in model.parameters())
     meta = checkpoint.run_meta("lm", vocab_size=tokenizer.vocab_size, parameters=parameters, data=source,
                                tokenizer_type=config.tokenizer.model_type)
-    checkpoint.write_meta(run_dir, meta)
-    train_streams = batchify(train_ids, config.train.batch_size)
+    if world.is_main:
+        checkpoint.write_meta(run_dir, meta)
+    rows = config.train.batch_size  # this rank's rows of the streams of all ranks together
+    train_streams = batchify(train_ids, rows * world.size)[world.rank * rows:(world.rank + 1) * rows]
 
     def train_batches(epoch: int) -> Iterator:
         offset = random.Random(config.train.seed + epoch).randrange(config.train.bptt) if epoch else 0
@@ -103,9 +113,11 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
         checkpoint.write_meta(run_dir, {**meta, **state})
 
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
-                      reporter=reporter, device=device, on_checkpoint=record_best)
+                      reporter=reporter, device=device, on_checkpoint=record_best, world=world)
     result = trainer.fit(resume=resume)
-    checkpoint.write_result_meta(run_dir, meta, result)
+    if world.is_main:
+        checkpoint.write_result_meta(run_dir, meta, result)
+    barrier(world)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
     model.eval()
     text = generate_text(model, tokenizer, prompt="", max_tokens=200, temperature=0.8, seed=config.train.seed)

@@ -20,6 +20,7 @@ import torch
 
 from lstmnlp import checkpoint
 from lstmnlp.config import TrainConfig
+from lstmnlp.distributed import World, any_rank, wrap
 from lstmnlp.errors import Interrupted
 from lstmnlp.train_state import EXIT_CODES, StopSignals, capture_rng, cut_metrics, load_state, restore_rng
 
@@ -58,9 +59,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def start_training(config: TrainConfig) -> torch.device:
-    """Seed every generator, set the CPU threads, and pick the device."""
-    seed_everything(config.seed)
+def start_training(config: TrainConfig, *, rank: int = 0) -> torch.device:
+    """Seed every generator (each distributed rank its own stream), set the CPU threads, and
+    pick the device."""
+    seed_everything(config.seed + rank)
     if config.threads:
         torch.set_num_threads(config.threads)
     return pick_device(config.device)
@@ -129,10 +131,13 @@ def peak_rss_mb() -> float:
 class MetricsLog:
     """Appends one JSON object per event to metrics.jsonl."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, enabled: bool = True) -> None:
         self.path = path
+        self.enabled = enabled  # only rank 0 of a distributed run writes
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a", encoding="utf-8") as stream:
             stream.write(json.dumps(record) + "\n")
 
@@ -156,21 +161,24 @@ class Trainer:
                  reporter: Reporter | None = None, device: torch.device | None = None,
                  on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
                  lr_scales: dict[int, float] | None = None,
-                 frozen_at: Callable[[int], list[torch.nn.Parameter]] | None = None) -> None:
+                 frozen_at: Callable[[int], list[torch.nn.Parameter]] | None = None,
+                 world: World | None = None) -> None:
         self.model = model
+        self.world = world or World()  # torchrun ranks; rank 0 alone writes files
         self.config = config
         self.run_dir = Path(run_dir)
         self.train_batches = train_batches  # epoch -> batches, the same for the same epoch
         self.validate = validate
         self.metric = metric
         self.higher_is_better = higher_is_better
-        self.reporter = reporter or SilentReporter()
+        self.reporter = (reporter if self.world.is_main else None) or SilentReporter()
         self.device = device or torch.device("cpu")
         self.on_checkpoint = on_checkpoint
         self.frozen_at = frozen_at  # step -> parameters left untouched at that step (gradual unfreezing)
         self.optimizer = make_optimizer(model, config, lr_scales)
         self.bf16 = use_bf16(config.precision, self.device)
-        self.log = MetricsLog(self.run_dir / checkpoint.METRICS)
+        self.log = MetricsLog(self.run_dir / checkpoint.METRICS, enabled=self.world.is_main)
+        self.compute_loss: Callable = model.loss  # model.loss, or its DistributedDataParallel wrapper
         self.best_value: float | None = None
         self.best_step = 0
         self.best_metrics: dict[str, float] = {}
@@ -187,6 +195,7 @@ class Trainer:
             self._restore()
         config, model, position = self.config, self.model, self.position
         model.to(self.device).train()
+        self.compute_loss = wrap(model, self.world, self.device)
         started = time.perf_counter() - position.elapsed_s
         stop_reason, last_validated = "", position.step if resume else -1
         window_loss, window_count, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
@@ -220,13 +229,14 @@ class Trainer:
                         last_validated = step
                         if self._validate(window_loss, window_count):
                             stop_reason = "early_stopping"
-                    if signals.received is not None:
-                        self._stop_for(signals.received)
+                    if any_rank(signals.received is not None, self.world):
+                        self._stop_for(signals.received or signal.SIGTERM)
                     if config.max_steps and step >= config.max_steps:
                         stop_reason = stop_reason or "max_steps"
                     if config.max_time and time.perf_counter() - started >= config.max_time:
                         stop_reason = stop_reason or "max_time"
-                    if stop_reason:
+                    if any_rank(bool(stop_reason), self.world):  # every rank stops at the same step
+                        stop_reason = stop_reason or "max_time"
                         break
                 else:
                     position.epoch, position.batch, self.carry = position.epoch + 1, 0, None
@@ -239,7 +249,7 @@ class Trainer:
     def _train_step(self, batch, carry, step: int):
         batch = type(batch)(*(t.to(self.device, non_blocking=True) for t in batch))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            output = self.model.loss(batch, carry)
+            output = self.compute_loss(batch, carry)
         output.loss.backward()
         if self.frozen_at is not None:
             for parameter in self.frozen_at(step):
@@ -282,7 +292,8 @@ class Trainer:
         if improved:
             self.best_value, self.best_step, self.best_metrics = value, step, dict(metrics)
             self.bad_validations = 0
-            checkpoint.save_weights(self.model, self.run_dir / checkpoint.BEST_WEIGHTS)
+            if self.world.is_main:
+                checkpoint.save_weights(self.model, self.run_dir / checkpoint.BEST_WEIGHTS)
         else:
             self.bad_validations += 1
             if self.config.schedule == "plateau":
@@ -293,7 +304,9 @@ class Trainer:
         return bool(self.config.patience) and self.bad_validations >= self.config.patience
 
     def _checkpoint(self) -> None:
-        """Last weights and the whole trainer state, each written atomically."""
+        """Last weights and the whole trainer state, each written atomically (by rank 0)."""
+        if not self.world.is_main:
+            return
         checkpoint.save_weights(self.model, self.run_dir / checkpoint.LAST_WEIGHTS)
         if self.config.keep_last:
             checkpoint.keep_step_copy(self.run_dir, self.position.step, self.config.keep_last)
@@ -318,7 +331,8 @@ class Trainer:
         self.plateau_scale = state["plateau_scale"]
         self.carry = None if state["carry"] is None else tuple(t.to(self.device) for t in state["carry"])
         restore_rng(state["rng"])
-        cut_metrics(self.run_dir / checkpoint.METRICS, self.position.step)
+        if self.world.is_main:
+            cut_metrics(self.run_dir / checkpoint.METRICS, self.position.step)
 
     def _stop_for(self, received: signal.Signals) -> None:
         """Checkpoint after a signal and leave through `Interrupted`."""

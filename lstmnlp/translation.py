@@ -19,6 +19,7 @@ import torch
 from lstmnlp import checkpoint
 from lstmnlp.batching import bucket_batches
 from lstmnlp.config import ExperimentConfig, dump_yaml
+from lstmnlp.distributed import World, barrier, main_then_others, shard
 from lstmnlp.data import LoadReport, read_parallel, resolve_data_dir
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import bleu_and_chrf
@@ -112,18 +113,25 @@ def make_batches(pairs: Sequence[Pair], batch_size: int, rng: random.Random | No
 
 
 def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
-                      log: Callable[[str], None] = print, resume: bool = False) -> TranslationTrainSummary:
-    """Train a translation run into `run_dir` (already created, empty; or a run to `resume`)."""
-    device = start_training(config.train)
+                      log: Callable[[str], None] = print, resume: bool = False,
+                      world: World | None = None) -> TranslationTrainSummary:
+    """Train a translation run into `run_dir` (already created, empty; or a run to `resume`);
+    with a distributed `world`, each rank trains on its shard of the batches."""
+    world = world or World()
+    device = start_training(config.train, rank=world.rank)
     train_sources, train_targets = read_parallel_split(config, config.data.train)
     valid_sources, valid_targets = read_parallel_split(config, config.data.valid or "val")
-    checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
-    if resume:
+
+    def load() -> tuple[Tokenizer, Tokenizer]:
         source_tokenizer = Tokenizer(run_dir / checkpoint.TOKENIZER)
         target = run_dir / checkpoint.TARGET_TOKENIZER
-        target_tokenizer = Tokenizer(target) if target.is_file() else source_tokenizer
-    else:
-        source_tokenizer, target_tokenizer = prepare_tokenizers(config, train_sources, train_targets, run_dir)
+        return source_tokenizer, Tokenizer(target) if target.is_file() else source_tokenizer
+
+    def prepare() -> tuple[Tokenizer, Tokenizer]:
+        checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
+        return load() if resume else prepare_tokenizers(config, train_sources, train_targets, run_dir)
+
+    source_tokenizer, target_tokenizer = main_then_others(world, prepare, load)
     report = LoadReport(f"{config.data.dir}/{config.data.train}.{{{config.data.source_lang},{config.data.target_lang}}}")
     pairs = encode_pairs(source_tokenizer, target_tokenizer, train_sources, train_targets,
                          max_length=config.data.max_length, report=report)
@@ -138,12 +146,13 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
     meta = checkpoint.run_meta("translate", vocab_size=source_tokenizer.vocab_size, parameters=parameters,
                                target_vocab_size=target_tokenizer.vocab_size, data=report.summary(),
                                joint_vocabulary=config.tokenizer.joint)
-    checkpoint.write_meta(run_dir, meta)
+    if world.is_main:
+        checkpoint.write_meta(run_dir, meta)
     valid_batches = make_batches(valid_pairs, config.train.batch_size)
 
     def train_batches(epoch: int):
-        return make_batches(pairs, config.train.batch_size, random.Random(config.train.seed + epoch),
-                            max_tokens=config.train.max_tokens)
+        return shard(make_batches(pairs, config.train.batch_size, random.Random(config.train.seed + epoch),
+                                  max_tokens=config.train.max_tokens), world)
 
     def validate() -> dict[str, float]:
         return validation_metrics(model, valid_batches, valid_sources, valid_targets, valid_pairs,
@@ -151,9 +160,11 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
 
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       metric="valid_bleu", higher_is_better=True, reporter=reporter, device=device,
-                      on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}))
+                      on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}), world=world)
     result = trainer.fit(resume=resume)
-    checkpoint.write_result_meta(run_dir, meta, result)
+    if world.is_main:
+        checkpoint.write_result_meta(run_dir, meta, result)
+    barrier(world)
     checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
     model.eval()
     example = translate_lines(model, source_tokenizer, target_tokenizer, valid_sources[:1], beam_size=5)[0][0][0]
