@@ -73,7 +73,7 @@ def _inspect_translation(loaded, line: str, out: Path) -> None:
     plot_attention(record, out)
     console.print(f"{line}\n-> {translation}", highlight=False, markup=False)
     table = Table(title=f"attention (darker = more); picture: {out}", show_lines=False, pad_edge=False)
-    table.add_column("")
+    table.add_column("", no_wrap=True, min_width=max(len(piece) for piece in record["target"]))
     for piece in record["source"]:
         table.add_column(piece.replace("▁", "")[:6] or "▁", justify="center", no_wrap=True)
     for piece, row in zip(record["target"], record["weights"]):
@@ -111,7 +111,7 @@ def _inspect_language_model(loaded, text: str, layer: int, units: int, max_token
     for feature, pairs in report.correlations.items():
         table.add_row(feature, ", ".join(f"{unit} ({r:+.2f})" for unit, r in pairs) or "(constant in this text)")
     console.print(table)
-    console.print(f"page: {out}", highlight=False)
+    console.print(f"{'picture' if out.suffix.lower() == '.png' else 'page'}: {out}", highlight=False)
 
 
 def _first_tokens(tokenizer, text: str, limit: int) -> str:

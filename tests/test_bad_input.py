@@ -87,3 +87,17 @@ def test_fuzzed_sst_trees_parse_or_name_the_line(tmp_path_factory, text):
         assert f"{path}:2:" in str(error)
         return
     assert data.texts[0] == "fine good"
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from lstmnlp.checkpoint import atomic_write_text
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "out.txt", "x\n")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
