@@ -22,13 +22,13 @@ from lstmnlp import checkpoint
 from lstmnlp.classification_data import (Example, collate, encode_texts, hold_out, label_names, make_batches,
                                          read_split, stratified_folds, subset, train_and_valid)
 from lstmnlp.config import ExperimentConfig, dump_yaml
-from lstmnlp.distributed import World, barrier, main_then_others, shard
+from lstmnlp.distributed import World, main_then_others, shard
 from lstmnlp.data import LabeledData, LoadReport
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import ClassificationResult, classification_scores
 from lstmnlp.models import build_model
 from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer
-from lstmnlp.train import Reporter, Trainer, TrainResult, start_training
+from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 from lstmnlp.transfer import check_compatible, copy_language_model, thawing_schedule
 
 
@@ -144,13 +144,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
 
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       metric="valid_accuracy", higher_is_better=True, reporter=reporter, device=device,
-                      on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}),
-                      lr_scales=scales, frozen_at=frozen_at, world=world)
-    result = trainer.fit(resume=resume)
-    if world.is_main:
-        checkpoint.write_result_meta(run_dir, meta, result)
-    barrier(world)
-    checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
+                      meta=meta, lr_scales=scales, frozen_at=frozen_at, world=world)
+    result = fit_run(trainer, resume=resume)
     sample_text = valid_data.texts[0]
     probabilities = predict(model, tokenizer, [sample_text], max_length=config.data.max_length)[0]
     best = int(probabilities.argmax())

@@ -17,14 +17,14 @@ import torch
 
 from lstmnlp import checkpoint
 from lstmnlp.config import DataConfig, ExperimentConfig, dump_yaml
-from lstmnlp.distributed import World, barrier, main_then_others
+from lstmnlp.distributed import World, main_then_others
 from lstmnlp.data import load_hub_text, read_text, resolve_data_dir, split_tail
 from lstmnlp.errors import UserError
 from lstmnlp.lm_data import batchify, decode_ids, encode_text, evaluate_stream, windows
 from lstmnlp.models import build_model
 from lstmnlp.search import beam_search, sample
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
-from lstmnlp.train import Reporter, Trainer, TrainResult, start_training
+from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 
 
 @dataclass
@@ -109,17 +109,9 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
         loss = total / count
         return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}
 
-    def record_best(state: dict) -> None:
-        checkpoint.write_meta(run_dir, {**meta, **state})
-
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
-                      reporter=reporter, device=device, on_checkpoint=record_best, world=world)
-    result = trainer.fit(resume=resume)
-    if world.is_main:
-        checkpoint.write_result_meta(run_dir, meta, result)
-    barrier(world)
-    checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
-    model.eval()
+                      reporter=reporter, device=device, meta=meta, world=world)
+    result = fit_run(trainer, resume=resume)
     text = generate_text(model, tokenizer, prompt="", max_tokens=200, temperature=0.8, seed=config.train.seed)
     return LMTrainSummary(run_dir, result, parameters, train_ids.numel(), valid_ids.numel(), text)
 

@@ -20,7 +20,7 @@ import torch
 
 from lstmnlp import checkpoint
 from lstmnlp.config import TrainConfig
-from lstmnlp.distributed import World, any_rank, wrap
+from lstmnlp.distributed import World, any_rank, barrier, wrap
 from lstmnlp.errors import Interrupted
 from lstmnlp.train_state import EXIT_CODES, StopSignals, capture_rng, cut_metrics, load_state, restore_rng
 
@@ -159,7 +159,7 @@ class Trainer:
                  train_batches: Callable[[int], Iterable], validate: Callable[[], dict[str, float]],
                  metric: str = "valid_loss", higher_is_better: bool = False,
                  reporter: Reporter | None = None, device: torch.device | None = None,
-                 on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+                 meta: dict[str, Any] | None = None,
                  lr_scales: dict[int, float] | None = None,
                  frozen_at: Callable[[int], list[torch.nn.Parameter]] | None = None,
                  world: World | None = None) -> None:
@@ -173,7 +173,7 @@ class Trainer:
         self.higher_is_better = higher_is_better
         self.reporter = (reporter if self.world.is_main else None) or SilentReporter()
         self.device = device or torch.device("cpu")
-        self.on_checkpoint = on_checkpoint
+        self.meta = meta  # meta.json contents, rewritten with the best step at every checkpoint
         self.frozen_at = frozen_at  # step -> parameters left untouched at that step (gradual unfreezing)
         self.optimizer = make_optimizer(model, config, lr_scales)
         self.bf16 = use_bf16(config.precision, self.device)
@@ -318,8 +318,9 @@ class Trainer:
             "bad_validations": self.bad_validations, "plateau_scale": self.plateau_scale,
             "carry": None if self.carry is None else tuple(self.carry), "rng": capture_rng()},
             self.run_dir / checkpoint.TRAINER_STATE)
-        if self.on_checkpoint is not None:
-            self.on_checkpoint({"step": position.step, "best_step": self.best_step, "best_metrics": self.best_metrics})
+        if self.meta is not None:
+            checkpoint.write_meta(self.run_dir, {**self.meta, "step": position.step, "best_step": self.best_step,
+                                                 "best_metrics": self.best_metrics})
 
     def _restore(self) -> None:
         state = load_state(self.run_dir)
@@ -340,3 +341,14 @@ class Trainer:
         self.log.write({"event": "interrupted", "step": self.position.step, "signal": received.name})
         raise Interrupted(f"{received.name} at step {self.position.step}: checkpoint written to {self.run_dir}; "
                           f"continue with --out {self.run_dir} --resume", EXIT_CODES[received])
+
+
+def fit_run(trainer: Trainer, *, resume: bool = False) -> TrainResult:
+    """Fit, write the result into meta.json (rank 0), then load the best weights for inference."""
+    result = trainer.fit(resume=resume)
+    if trainer.world.is_main and trainer.meta is not None:
+        checkpoint.write_result_meta(trainer.run_dir, trainer.meta, result)
+    barrier(trainer.world)
+    checkpoint.load_weights(trainer.model, trainer.run_dir / checkpoint.BEST_WEIGHTS)
+    trainer.model.eval()
+    return result

@@ -19,7 +19,7 @@ import torch
 from lstmnlp import checkpoint
 from lstmnlp.batching import bucket_batches
 from lstmnlp.config import ExperimentConfig, dump_yaml
-from lstmnlp.distributed import World, barrier, main_then_others, shard
+from lstmnlp.distributed import World, main_then_others, shard
 from lstmnlp.data import LoadReport, read_parallel, resolve_data_dir
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import bleu_and_chrf
@@ -27,7 +27,7 @@ from lstmnlp.models import build_model
 from lstmnlp.models.seq2seq import Seq2SeqBatch
 from lstmnlp.search import Hypothesis, beam_search, sample
 from lstmnlp.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_tokenizer
-from lstmnlp.train import Reporter, Trainer, TrainResult, start_training
+from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 
 Pair = tuple[list[int], list[int]]
 
@@ -160,13 +160,8 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
 
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       metric="valid_bleu", higher_is_better=True, reporter=reporter, device=device,
-                      on_checkpoint=lambda state: checkpoint.write_meta(run_dir, {**meta, **state}), world=world)
-    result = trainer.fit(resume=resume)
-    if world.is_main:
-        checkpoint.write_result_meta(run_dir, meta, result)
-    barrier(world)
-    checkpoint.load_weights(model, run_dir / checkpoint.BEST_WEIGHTS)
-    model.eval()
+                      meta=meta, world=world)
+    result = fit_run(trainer, resume=resume)
     example = translate_lines(model, source_tokenizer, target_tokenizer, valid_sources[:1], beam_size=5)[0][0][0]
     return TranslationTrainSummary(run_dir, result, parameters, report,
                                    f"{valid_sources[0]}\n-> {example}\n(reference: {valid_targets[0]})")

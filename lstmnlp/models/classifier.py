@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from lstmnlp.config import ModelConfig
+from lstmnlp.models import build_encoder
 from lstmnlp.models.outputs import LossOutput
-from lstmnlp.modules.encoder import StackedLSTMEncoder
 from lstmnlp.modules.pooling import SequencePooling
 
 
@@ -28,12 +28,7 @@ class TextClassifier(nn.Module):
 
     def __init__(self, config: ModelConfig, *, vocab_size: int, num_classes: int, pad_id: int = 0) -> None:
         super().__init__()
-        self.encoder = StackedLSTMEncoder(
-            vocab_size=vocab_size, embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
-            num_layers=config.num_layers, bidirectional=config.bidirectional, pad_id=pad_id,
-            dropout=config.dropout, embedding_dropout=config.embedding_dropout,
-            weight_dropout=config.weight_dropout, recurrent_dropout=config.recurrent_dropout,
-            peephole=config.peephole, init=config.init, forget_bias=config.forget_bias)
+        self.encoder = build_encoder(config, vocab_size=vocab_size, pad_id=pad_id, bidirectional=config.bidirectional)
         features = config.hidden_size * self.encoder.num_directions
         self.pooling = SequencePooling(config.pooling, features, self.encoder.num_directions)
         self.dropout = nn.Dropout(config.dropout)

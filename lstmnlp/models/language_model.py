@@ -13,7 +13,8 @@ from torch import nn
 from lstmnlp.config import ModelConfig
 from lstmnlp.errors import UserError
 from lstmnlp.models.outputs import LossOutput
-from lstmnlp.modules.encoder import LSTMState, StackedLSTMEncoder
+from lstmnlp.models import build_encoder
+from lstmnlp.modules.encoder import LSTMState
 
 
 class LanguageModelBatch(NamedTuple):
@@ -29,12 +30,7 @@ class LanguageModel(nn.Module):
         if config.bidirectional:
             raise UserError("model.bidirectional: a language model must not see the future; "
                             "set model.bidirectional=false")
-        self.encoder = StackedLSTMEncoder(
-            vocab_size=vocab_size, embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
-            num_layers=config.num_layers, bidirectional=False, pad_id=pad_id, dropout=config.dropout,
-            embedding_dropout=config.embedding_dropout, weight_dropout=config.weight_dropout,
-            recurrent_dropout=config.recurrent_dropout, peephole=config.peephole, init=config.init,
-            forget_bias=config.forget_bias)
+        self.encoder = build_encoder(config, vocab_size=vocab_size, pad_id=pad_id, bidirectional=False)
         self.output_dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         # Tying needs the last hidden layer in embedding space: project when sizes differ.
         self.projection = (nn.Linear(config.hidden_size, config.embedding_dim)

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from lstmnlp.config import ModelConfig
-from lstmnlp.models.outputs import LossOutput
 from lstmnlp.modules.decoder import AttentionDecoder, DecoderState
-from lstmnlp.modules.encoder import StackedLSTMEncoder
+from lstmnlp.models import build_encoder
+from lstmnlp.models.outputs import LossOutput
 
 
 class Seq2SeqBatch(NamedTuple):
@@ -31,12 +31,8 @@ class Seq2SeqModel(nn.Module):
         super().__init__()
         self.pad_id = pad_id
         self.label_smoothing = config.label_smoothing
-        self.encoder = StackedLSTMEncoder(
-            vocab_size=source_vocab_size, embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
-            num_layers=config.num_layers, bidirectional=config.bidirectional, pad_id=pad_id,
-            dropout=config.dropout, embedding_dropout=config.embedding_dropout,
-            weight_dropout=config.weight_dropout, recurrent_dropout=config.recurrent_dropout,
-            peephole=config.peephole, init=config.init, forget_bias=config.forget_bias)
+        self.encoder = build_encoder(config, vocab_size=source_vocab_size, pad_id=pad_id,
+                                     bidirectional=config.bidirectional)
         decoder_hidden = config.decoder_hidden_size or self.encoder.output_size
         self.decoder = AttentionDecoder(
             vocab_size=target_vocab_size, embedding_dim=config.embedding_dim, hidden_size=decoder_hidden,
