@@ -101,3 +101,14 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
         os.umask(umask)
     assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
+
+
+def test_huge_line_reads_and_tokenizes(tmp_path, tiny_lm_run):
+    from lstmnlp.tokenizer import Tokenizer
+
+    line = "To be, or not to be: " * 200_000  # a 4.2 MB line
+    (tmp_path / "huge.txt").write_text(line + "\nshort\n", encoding="utf-8")
+    lines = read_lines(tmp_path / "huge.txt")
+    assert len(lines) == 2 and lines[0] == line
+    tokenizer = Tokenizer(tiny_lm_run / "tokenizer.model")
+    assert tokenizer.decode(tokenizer.encode(lines[0][:100_000])) == lines[0][:100_000]

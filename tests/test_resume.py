@@ -132,3 +132,14 @@ def test_truncated_last_checkpoint_is_a_clear_error(tiny_lm_run, shakespeare_sli
     (run / "trainer_state.pt").write_bytes(data[: len(data) // 2])
     assert_user_error(run_cli(*lm_args(shakespeare_slice, run, "--resume")), "trainer_state.pt")
     assert run_cli("generate", str(run), "--max-tokens", "5").returncode == 0  # the best weights still load
+
+
+def test_keep_last_and_peak_memory(shakespeare_slice, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli(*lm_args(shakespeare_slice, out, "--set", "train.max_steps=60", "--set", "train.keep_last=2"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000040.safetensors",
+                                                                      "step-0000060.safetensors"]
+    assert (out / "checkpoints" / "step-0000060.safetensors").read_bytes() == (out / "last.safetensors").read_bytes()
+    valid = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"valid"' in line]
+    assert all(record["peak_rss_mb"] > 50 for record in valid)
