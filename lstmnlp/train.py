@@ -6,7 +6,6 @@ steps, seconds), validation, early stopping, the best/last checkpoints and metri
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import signal
@@ -22,7 +21,8 @@ from lstmnlp import checkpoint
 from lstmnlp.config import TrainConfig
 from lstmnlp.distributed import World, any_rank, barrier, wrap
 from lstmnlp.errors import Interrupted
-from lstmnlp.train_state import EXIT_CODES, StopSignals, capture_rng, cut_metrics, load_state, restore_rng
+from lstmnlp.train_state import (EXIT_CODES, MetricsLog, StopSignals, capture_rng, cut_metrics, load_state,
+                                 peak_rss_mb, restore_rng)
 
 
 class Reporter(Protocol):
@@ -119,27 +119,6 @@ def lr_factor(config: TrainConfig, step: int, progress: float | None, plateau_sc
     if config.schedule == "cosine":
         return warmup * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
     return warmup * (floor + (1 - floor) * (1 - progress))
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports kilobytes)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class MetricsLog:
-    """Appends one JSON object per event to metrics.jsonl."""
-
-    def __init__(self, path: Path, *, enabled: bool = True) -> None:
-        self.path = path
-        self.enabled = enabled  # only rank 0 of a distributed run writes
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record) + "\n")
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""What a Trainer needs to stop and resume exactly: RNG streams as plain values, the metrics log
-cut back to a checkpoint, and a guard that turns SIGINT/SIGTERM into a clean stop.
+"""The Trainer's record keeping: metrics.jsonl and peak memory, and what it needs to stop and
+resume exactly: RNG streams as plain values, the metrics log cut back to a checkpoint, and a
+guard that turns SIGINT/SIGTERM into a clean stop.
 
 Everything saved here loads with `torch.load(weights_only=True)`: tensors, numbers, strings,
 tuples, lists and dicts only, never pickled objects.
@@ -21,6 +22,27 @@ from lstmnlp import checkpoint
 from lstmnlp.errors import UserError
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class MetricsLog:
+    """Appends one JSON object per event to metrics.jsonl."""
+
+    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+        self.path = path
+        self.enabled = enabled  # only rank 0 of a distributed run writes
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record) + "\n")
 
 
 def capture_rng() -> dict[str, Any]:
