@@ -50,9 +50,15 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/NAME-TIME)."),
     cv: int = typer.Option(0, "--cv", help="Classification: K-fold cross-validation, one run per fold."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    nproc: int = typer.Option(1, "--nproc", help="Train data-parallel in N processes (launches torchrun)."),
 ) -> None:
     """Train a model from a recipe; with no recipe, a character LM on the built-in corpus (about 3 minutes)."""
     from lstmnlp.config import load_config
+
+    if nproc < 1:
+        raise UserError("--nproc must be at least 1")
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        raise typer.Exit(_launch_ranks(nproc))
 
     overrides = list(set_) + ([f"data.dir={data_dir}"] if data_dir is not None else [])
     if resume:
@@ -95,6 +101,23 @@ def train(
             reporter.close()
     if world.is_main:
         _render_train_summary(summary)
+
+
+def _launch_ranks(nproc: int) -> int:
+    """Re-run this command under torchrun with `nproc` ranks on this machine; its exit code."""
+    import subprocess
+
+    arguments = sys.argv[1:]
+    for index, argument in enumerate(arguments):  # drop "--nproc N" / "--nproc=N"
+        if argument == "--nproc":
+            del arguments[index:index + 2]
+            break
+        if argument.startswith("--nproc="):
+            del arguments[index]
+            break
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "lstmnlp", *arguments]
+    return subprocess.run(command).returncode
 
 
 def _open_run_dir(world, out: Optional[Path], resume: bool, name: str) -> Path:

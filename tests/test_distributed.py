@@ -37,3 +37,13 @@ def test_two_ranks_match_one_process_with_double_batch(shakespeare_slice, tmp_pa
                  if '"valid"' in line]
     two_valid = [r["valid_loss"] for r in records if r["event"] == "valid"]
     assert two_valid == pytest.approx(one_valid, abs=1e-4)
+
+
+def test_nproc_launches_ranks(shakespeare_slice, tmp_path):
+    env_threads = ["--threads", "1"]
+    result = run_cli(*env_threads, "train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--data-dir",
+                     str(shakespeare_slice), "--out", str(tmp_path / "run"), *SAME_WORK, "--set", "train.batch_size=4",
+                     "--nproc", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(2 processes)" in result.stdout and result.stdout.count("training summary") == 1
+    assert json.loads((tmp_path / "run" / "meta.json").read_text())["step"] == 8
