@@ -295,7 +295,10 @@ class Trainer:
             "elapsed_s": position.elapsed_s, "optimizer": self.optimizer.state_dict(),
             "best_value": self.best_value, "best_step": self.best_step, "best_metrics": self.best_metrics,
             "bad_validations": self.bad_validations, "plateau_scale": self.plateau_scale,
-            "carry": None if self.carry is None else tuple(self.carry), "rng": capture_rng()},
+            "carry": None if self.carry is None else tuple(self.carry), "rng": capture_rng(),
+            # The weights again, inside the same atomic file: a kill between writing last.safetensors
+            # and this file must not pair new weights with an old optimizer and position.
+            "model": self.model.state_dict()},
             self.run_dir / checkpoint.TRAINER_STATE)
         if self.meta is not None:
             checkpoint.write_meta(self.run_dir, {**self.meta, "step": position.step, "best_step": self.best_step,
@@ -303,7 +306,7 @@ class Trainer:
 
     def _restore(self) -> None:
         state = load_state(self.run_dir)
-        checkpoint.load_weights(self.model, self.run_dir / checkpoint.LAST_WEIGHTS)
+        self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.position = Position(state["step"], state["epoch"], state["batch"], state["elapsed_s"])
         self.best_value, self.best_step = state["best_value"], state["best_step"]
