@@ -5,7 +5,7 @@
       tokenizer.model      sentencepiece model (and tokenizer.vocab)
       model.safetensors    best weights by validation
       last.safetensors     latest weights
-      trainer_state.pt     optimizer, step, RNG (loads with torch.load(weights_only=True))
+      trainer_state.pt     last weights, optimizer, position, RNG (loads with torch.load(weights_only=True))
       meta.json            task, sizes, versions, best metric
       metrics.jsonl        one JSON object per logged event
 
