@@ -62,13 +62,14 @@ def broadcast(value: T, world: World) -> T:
     return box[0]
 
 
-def any_rank(flag: bool, world: World) -> bool:
-    """True on every rank when `flag` is true on at least one (so all ranks stop together)."""
+def any_rank(flags: Sequence[bool], world: World) -> list[bool]:
+    """Each flag true on every rank when it is true on at least one (so all ranks stop together);
+    one all-reduce for all of them."""
     if not world.active:
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0])
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-    return bool(value.item())
+        return list(flags)
+    values = torch.tensor([1.0 if flag else 0.0 for flag in flags])
+    torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
+    return [bool(value) for value in values.tolist()]
 
 
 def shard(batches: Sequence[T], world: World) -> list[T]:

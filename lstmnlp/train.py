@@ -208,13 +208,15 @@ class Trainer:
                         last_validated = step
                         if self._validate(window_loss, window_count):
                             stop_reason = "early_stopping"
-                    if any_rank(signals.received is not None, self.world):
-                        self._stop_for(signals.received or signal.SIGTERM)
                     if config.max_steps and step >= config.max_steps:
                         stop_reason = stop_reason or "max_steps"
                     if config.max_time and time.perf_counter() - started >= config.max_time:
                         stop_reason = stop_reason or "max_time"
-                    if any_rank(bool(stop_reason), self.world):  # every rank stops at the same step
+                    # Every rank stops at the same step: one all-reduce of both flags (free alone).
+                    signalled, stopping = any_rank([signals.received is not None, bool(stop_reason)], self.world)
+                    if signalled:
+                        self._stop_for(signals.received or signal.SIGTERM)
+                    if stopping:
                         stop_reason = stop_reason or "max_time"
                         break
                 else:
