@@ -13,7 +13,7 @@ def bucket_batches(lengths: Sequence[Length], batch_size: int, rng: random.Rando
                    max_tokens: int = 0) -> list[list[int]]:
     """Example indices grouped into batches of similar length.
 
-    With `rng`, examples are shuffled, then sorted by length within pools of `POOL_BATCHES`
+    With `rng`, examples are shuffled, then sorted by length (pairs: target, then source) within pools of `POOL_BATCHES`
     batches, and the batches shuffled; without it the order is deterministic. `max_tokens` > 0
     also bounds a batch's padded size (rows x longest row, source + target for pairs), so that
     a few very long examples cannot blow up memory; a single longer example gets a batch alone.
@@ -24,7 +24,7 @@ def bucket_batches(lengths: Sequence[Length], batch_size: int, rng: random.Rando
     pool = batch_size * POOL_BATCHES
     batches: list[list[int]] = []
     for start in range(0, len(order), pool):
-        chunk = sorted(order[start:start + pool], key=lambda index: lengths[index])
+        chunk = sorted(order[start:start + pool], key=lambda index: _sort_key(lengths[index]))
         batch: list[int] = []
         longest = 0
         for index in chunk:
@@ -40,6 +40,13 @@ def bucket_batches(lengths: Sequence[Length], batch_size: int, rng: random.Rando
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def _sort_key(length: Length) -> Length:
+    """Pairs sort by target length first: the decoder and the output softmax, which cost most,
+    then see almost no padding (Multi30k de-en: target padding 1.03x instead of 1.28x), while
+    the packed encoder skips most of the source side's."""
+    return tuple(reversed(length)) if isinstance(length, tuple) else length
 
 
 def _size(length: Length) -> int:

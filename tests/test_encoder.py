@@ -30,7 +30,11 @@ def test_shapes(bidirectional, variant):
     output = encoder(ids, lengths)
     directions = 2 if bidirectional else 1
     assert output.outputs.shape == (4, 7, 6 * directions)
-    assert output.final.hidden.shape == output.final.cell.shape == (2 * directions, 4, 6)
+    assert output.final.hidden.shape == (2 * directions, 4, 6)
+    # The fused kernel over a variable-length batch does not know each row's last cell.
+    assert (output.final.cell is None) == (variant == "fused")
+    full = encoder(ids[:, :3])
+    assert full.final.cell.shape == (2 * directions, 4, 6)
     assert encoder.output_size == 6 * directions
 
 
@@ -44,8 +48,28 @@ def test_padding_does_not_change_outputs(bidirectional, variant):
         alone = encoder(ids[row:row + 1, :length])
         torch.testing.assert_close(batched.outputs[row, :length], alone.outputs[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(batched.final.hidden[:, row], alone.final.hidden[:, 0], atol=1e-5, rtol=0)
-        torch.testing.assert_close(batched.final.cell[:, row], alone.final.cell[:, 0], atol=1e-5, rtol=0)
+        if batched.final.cell is not None:
+            torch.testing.assert_close(batched.final.cell[:, row], alone.final.cell[:, 0], atol=1e-5, rtol=0)
         assert batched.outputs[row, length:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_fused_padded_path_matches_packed_lstm(bidirectional):
+    """Training mode with dropout off: same outputs, final hidden state and gradients as packing."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    encoder = make_encoder(bidirectional, weight_dropout=0.0)
+    encoder.lstm.dropout = 0.0
+    ids, lengths = padded_batch()
+    output = encoder(ids, lengths)
+    embedded = encoder.embedding(ids)
+    packed, (hidden, _) = encoder.lstm(pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False))
+    expected, _ = pad_packed_sequence(packed, batch_first=True, total_length=ids.size(1))
+    torch.testing.assert_close(output.outputs, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(output.final.hidden, hidden, atol=1e-6, rtol=0)
+    grads = torch.autograd.grad(output.outputs.square().sum(), list(encoder.lstm.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(encoder.lstm.parameters()))
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, atol=1e-5, rtol=1e-4)
 
 
 def test_forward_half_first_backward_half_second():

@@ -2,8 +2,10 @@ import itertools
 
 import pytest
 import torch
+from torch import nn
 
 from lstmnlp.config import ModelConfig
+from lstmnlp.models.outputs import smoothed_cross_entropy
 from lstmnlp.models.seq2seq import Seq2SeqModel
 from lstmnlp.modules.attention import Attention
 from lstmnlp.search import beam_search, sample
@@ -114,3 +116,18 @@ def test_large_beam_equals_exhaustive_search_on_tiny_model():
     best_score, best_tokens = max(candidates)
     found = beam_search(step, state, starts, beam_size=20, max_lengths=max_len, eos_id=EOS)[0][0]
     assert found.tokens == best_tokens and abs(found.score - best_score) < 1e-5
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_smoothed_cross_entropy_matches_torch(smoothing: float) -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(12, 7, requires_grad=True)
+    targets = torch.tensor([1, 2, 0, 3, 6, 0, 5, 4, 1, 0, 2, 3])  # 0 is padding
+    loss, plain, count = smoothed_cross_entropy(logits, targets, pad_id=0, smoothing=smoothing)
+    expected = nn.functional.cross_entropy(logits, targets, ignore_index=0, label_smoothing=smoothing, reduction="sum")
+    expected_plain = nn.functional.cross_entropy(logits, targets, ignore_index=0, reduction="sum")
+    assert count == 9
+    assert torch.allclose(loss, expected, atol=1e-5) and torch.allclose(plain, expected_plain, atol=1e-5)
+    (grad,) = torch.autograd.grad(loss, logits)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)

@@ -15,3 +15,27 @@ class LossOutput(NamedTuple):
     count: int  # tokens (or examples) counted
     carry: Any = None  # recurrent state carried to the next batch (truncated BPTT), or None
     tokens: int | None = None  # input tokens processed, for throughput; None = `count`
+
+
+def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_id: int,
+                           smoothing: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Label-smoothed and plain token cross-entropy from one log-softmax, padding ignored.
+
+    Same values as `cross_entropy(..., label_smoothing=smoothing)` (the uniform share spread over
+    all V classes), without a second softmax pass over (N, V) for the plain NLL.
+
+    Args:
+        logits: (N, V); targets: (N,) with `pad_id` at padding.
+
+    Returns:
+        the summed smoothed loss (differentiable), the summed plain NLL (detached), the count.
+    """
+    log_probs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
+    real = targets != pad_id  # (N,)
+    nll = -log_probs.gather(1, targets[:, None]).squeeze(1).masked_fill(~real, 0.0)  # (N,)
+    if smoothing > 0:
+        uniform = -log_probs.mean(dim=-1).masked_fill(~real, 0.0)  # (N,)
+        loss = ((1.0 - smoothing) * nll + smoothing * uniform).sum()
+    else:
+        loss = nll.sum()
+    return loss, nll.detach().sum(), int(real.sum())

@@ -13,7 +13,7 @@ from torch import nn
 from lstmnlp.config import ModelConfig
 from lstmnlp.modules.decoder import AttentionDecoder, DecoderState
 from lstmnlp.models import build_encoder
-from lstmnlp.models.outputs import LossOutput
+from lstmnlp.models.outputs import LossOutput, smoothed_cross_entropy
 
 
 class Seq2SeqBatch(NamedTuple):
@@ -73,13 +73,8 @@ class Seq2SeqModel(nn.Module):
     def loss(self, batch: Seq2SeqBatch, carry=None) -> LossOutput:
         """Cross-entropy per target token (label smoothing as configured), padding ignored."""
         logits, _ = self(batch)
-        flat_logits, flat_targets = logits.float().flatten(0, 1), batch.target_outputs.flatten()
-        losses = nn.functional.cross_entropy(flat_logits, flat_targets, ignore_index=self.pad_id,
-                                             label_smoothing=self.label_smoothing, reduction="sum")
-        count = int((flat_targets != self.pad_id).sum())
-        with torch.no_grad():
-            plain = (losses.detach() if self.label_smoothing == 0 else
-                     nn.functional.cross_entropy(flat_logits, flat_targets, ignore_index=self.pad_id, reduction="sum"))
+        losses, plain, count = smoothed_cross_entropy(logits.flatten(0, 1), batch.target_outputs.flatten(),
+                                                      pad_id=self.pad_id, smoothing=self.label_smoothing)
         return LossOutput(losses / max(count, 1), float(plain), count, None)
 
     def step(self, prev_ids: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
