@@ -208,8 +208,10 @@ class Trainer:
                     position.elapsed_s = time.perf_counter() - started
                     if step % config.eval_every == 0:
                         last_validated = step
+                        validation_started = time.perf_counter()
                         if self._validate(window_loss, window_count):
                             stop_reason = "early_stopping"
+                        window_start += time.perf_counter() - validation_started  # tokens/s counts training only
                     if config.max_steps and step >= config.max_steps:
                         stop_reason = stop_reason or "max_steps"
                     if config.max_time and time.perf_counter() - started >= config.max_time:
