@@ -110,35 +110,51 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
     history = torch.empty((batch * beam_size, 0), dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     done = [False] * batch
+    active = list(range(batch))  # the rows still searched; tensors hold A = len(active) rows of K beams
     for length in range(int(limits.max()) + 1):
-        for row in range(batch):
+        for index, row in enumerate(active):
             if not done[row] and length >= int(limits[row]):
-                _finish_alive(finished[row], history, scores, row, beam_size, alpha)
+                _finish_alive(finished[row], history, scores, index, beam_size, alpha)
                 done[row] = True
-        if all(done):
+        active, scores, history, prev_ids, state = _drop_done(active, done, beam_size, scores, history,
+                                                              prev_ids, state)
+        if not active:
             break
-        log_probs, state = step(prev_ids, state)  # (B*K, V)
-        vocab = log_probs.size(-1)
-        totals = (scores.view(-1, 1) + log_probs.float()).view(batch, beam_size * vocab)  # (B, K*V)
-        top_scores, top_index = totals.topk(min(2 * beam_size, totals.size(1)), dim=-1)  # (B, 2K)
+        log_probs, state = step(prev_ids, state)  # (A*K, V)
+        count, vocab = len(active), log_probs.size(-1)
+        totals = (scores.view(-1, 1) + log_probs.float()).view(count, beam_size * vocab)  # (A, K*V)
+        top_scores, top_index = totals.topk(min(2 * beam_size, totals.size(1)), dim=-1)  # (A, 2K)
         top_beams, top_tokens = top_index // vocab, top_index % vocab
         is_eos = (top_tokens == eos_id) if eos_id is not None else torch.zeros_like(top_tokens, dtype=torch.bool)
-        for row, rank in (is_eos[:, :beam_size] & torch.isfinite(top_scores[:, :beam_size])).nonzero().tolist():
+        for index, rank in (is_eos[:, :beam_size] & torch.isfinite(top_scores[:, :beam_size])).nonzero().tolist():
+            row = active[index]
             if not done[row]:
-                source = row * beam_size + int(top_beams[row, rank])
-                tokens = history[source].tolist()
-                score = float(top_scores[row, rank])
+                tokens = history[index * beam_size + int(top_beams[index, rank])].tolist()
+                score = float(top_scores[index, rank])
                 finished[row].append(Hypothesis(tokens, score, score / length_penalty(len(tokens) + 1, alpha)))
                 done[row] = len(finished[row]) >= beam_size
         # Live beams: the best K candidates that are not <eos> (stable sort keeps rank order).
-        keep = torch.sort(is_eos.int(), dim=-1, stable=True).indices[:, :beam_size]  # (B, K)
+        keep = torch.sort(is_eos.int(), dim=-1, stable=True).indices[:, :beam_size]  # (A, K)
         scores = top_scores.gather(1, keep)
-        scores = scores.masked_fill(torch.tensor(done, device=device)[:, None], float("-inf"))
-        source = (torch.arange(batch, device=device)[:, None] * beam_size + top_beams.gather(1, keep)).view(-1)
-        prev_ids = top_tokens.gather(1, keep).view(-1)  # (B*K,)
+        source = (torch.arange(count, device=device)[:, None] * beam_size + top_beams.gather(1, keep)).view(-1)
+        prev_ids = top_tokens.gather(1, keep).view(-1)  # (A*K,)
         history = torch.cat([history.index_select(0, source), prev_ids[:, None]], dim=1)
         state = state.select(source)
     return [_best_distinct(hypotheses, nbest) for hypotheses in finished]
+
+
+def _drop_done(active: list[int], done: list[bool], beam_size: int, scores: torch.Tensor,
+               history: torch.Tensor, prev_ids: torch.Tensor, state: Any):
+    """Take finished rows out of the search, so that later steps compute only the live ones."""
+    keep = [index for index, row in enumerate(active) if not done[row]]
+    if len(keep) == len(active):
+        return active, scores, history, prev_ids, state
+    index = torch.tensor(keep, dtype=torch.long, device=scores.device)
+    beams = (index[:, None] * beam_size + torch.arange(beam_size, device=scores.device)).view(-1)  # (A'*K,)
+    if keep:
+        state = state.select(beams)
+    return ([active[i] for i in keep], scores.index_select(0, index), history.index_select(0, beams),
+            prev_ids.index_select(0, beams), state)
 
 
 def _finish_alive(bucket: list[Hypothesis], history: torch.Tensor, scores: torch.Tensor, row: int,
