@@ -26,16 +26,21 @@ def translate(
     save_attention: Optional[Path] = typer.Option(None, "--save-attention",
                                                   help="Write the attention matrices of the best translations as JSON."),
     quantize: str = typer.Option("", "--quantize", help="int8: dynamic int8 quantization for faster CPU decoding."),
+    precision: str = typer.Option("auto", "--precision",
+                                  help="fp32, bf16 (autocast), or auto (bf16 where the hardware has it natively)."),
 ) -> None:
     """Translate text with a trained model: one line in, one line out, input order kept."""
     if beam_size < 1 or batch_size < 1 or nbest < 1 or max_length_ratio <= 0:
         raise UserError("--beam-size, --batch-size and --nbest must be at least 1, --max-length-ratio positive")
     if nbest > beam_size:
         raise UserError("--nbest cannot exceed --beam-size")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise UserError(f"--precision {precision!r}: choose auto, fp32 or bf16")
     from lstmnlp.checkpoint import load_run
     from lstmnlp.translation import translate_lines
 
     from lstmnlp.quantize import apply_quantize
+    from lstmnlp.train import use_bf16
 
     loaded = load_run(run_dir, expected_task="translate")
     loaded.model = apply_quantize(loaded.model, quantize)
@@ -47,6 +52,7 @@ def translate(
     results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines, beam_size=beam_size,
                               batch_size=batch_size, alpha=length_penalty, max_length_ratio=max_length_ratio,
                               nbest=nbest, max_source_length=4 * loaded.config.data.max_length,
+                              bf16=not quantize and use_bf16(precision, next(loaded.model.parameters()).device),
                               warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
                                                                     highlight=False))
     if save_attention is not None:

@@ -139,7 +139,8 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         source = (torch.arange(count, device=device)[:, None] * beam_size + top_beams.gather(1, keep)).view(-1)
         prev_ids = top_tokens.gather(1, keep).view(-1)  # (A*K,)
         history = torch.cat([history.index_select(0, source), prev_ids[:, None]], dim=1)
-        state = state.select(source)
+        # Beams move only within their sentence: a state may skip its per-sentence parts then.
+        state = state.reorder_beams(source) if hasattr(state, "reorder_beams") else state.select(source)
     return [_best_distinct(hypotheses, nbest) for hypotheses in finished]
 
 

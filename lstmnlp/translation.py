@@ -190,13 +190,14 @@ def validation_metrics(model, batches, sources, references, pairs, source_tokeni
 def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, lines: Sequence[str], *,
                     beam_size: int = 5, batch_size: int = 64, alpha: float = 1.0, max_length_ratio: float = 1.5,
                     nbest: int = 1, fast_greedy: bool = False, max_source_length: int = 0,
-                    warn: Callable[[str], None] | None = None) -> list[list[tuple[str, float]]]:
+                    warn: Callable[[str], None] | None = None, bf16: bool = False) -> list[list[tuple[str, float]]]:
     """Translate lines in batches of similar length; the result keeps input order.
 
     Each output is up to `nbest` (text, score) pairs; an empty line gives [("", 0.0)]. A
     hypothesis may have up to `max_length_ratio` x source pieces + 5 pieces. `fast_greedy` decodes
     greedily without scores (validation); beam size 1 through beam search is greedy with scores.
     `max_source_length` > 0 cuts longer sources (memory and time stay bounded), told through `warn`.
+    `bf16` decodes under bfloat16 autocast (scores are summed in float32).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -213,14 +214,15 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
         rows = order[start:start + batch_size]
         batch = collate([(encoded[i], [0]) for i in rows])
         lengths = batch.source_lengths
-        state = model.encode(batch.source_ids.to(device), lengths.to(device))
         starts = torch.full((len(rows),), BOS_ID, dtype=torch.long, device=device)
         limits = (lengths.float() * max_length_ratio).ceil().long() + 5
-        if fast_greedy:
-            hypotheses = _greedy(model, state, starts, limits)
-        else:
-            hypotheses = beam_search(model.step, state, starts, beam_size=beam_size, max_lengths=limits,
-                                     eos_id=EOS_ID, alpha=alpha, nbest=nbest)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            state = model.encode(batch.source_ids.to(device), lengths.to(device))
+            if fast_greedy:
+                hypotheses = _greedy(model, state, starts, limits)
+            else:
+                hypotheses = beam_search(model.step, state, starts, beam_size=beam_size, max_lengths=limits,
+                                         eos_id=EOS_ID, alpha=alpha, nbest=nbest)
         for row, found in zip(rows, hypotheses):
             results[row] = [(target_tokenizer.decode(h.tokens), h.score) for h in found]
     return results

