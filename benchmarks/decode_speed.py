@@ -1,8 +1,8 @@
-"""Translation decoding speed and quality: greedy and beam 5, batch 1 and 64, float and int8.
+"""Translation decoding speed and quality: greedy and beam 5, batch 1 and 64, fp32, bf16 and int8.
 
 Each setting translates the same source file in this one process (model loaded once per
 precision, so only decoding is timed) and reports sentences/s, target tokens/s and, with --ref,
-sacrebleu BLEU; int8 rows give the speed-up and BLEU change against float side by side.
+sacrebleu BLEU; bf16 (autocast) and int8 rows give the speed-up and BLEU change against fp32.
 
     python benchmarks/decode_speed.py RUN_DIR --input ../shared/data/multi30k/test2016.de \
         --ref ../shared/data/multi30k/test2016.en [--limit 200] [--threads 2]
@@ -41,23 +41,25 @@ def main() -> None:
         lines = lines[:args.limit]
         references = references[:args.limit] if references else None
     results = {}
-    for precision in ("float", "int8"):
+    for precision in ("fp32", "bf16", "int8"):
         loaded = load_run(args.run_dir, expected_task="translate")
         model = quantize_int8(loaded.model) if precision == "int8" else loaded.model
         for name, beam, batch in SETTINGS:
             started = time.perf_counter()
             output = translate_lines(model, loaded.tokenizer, loaded.target_tokenizer, lines, beam_size=beam,
-                                     batch_size=batch)
+                                     batch_size=batch, bf16=precision == "bf16")
             seconds = time.perf_counter() - started
             hypotheses = [candidates[0][0] for candidates in output]
             pieces = sum(len(ids) + 1 for ids in loaded.target_tokenizer.encode_batch(hypotheses))
             bleu = bleu_and_chrf(hypotheses, references).bleu if references else float("nan")
             results[precision, name, batch] = (seconds, bleu)
-            print(f"{precision:5s} {name:6s} batch {batch:2d}: {len(lines) / seconds:7.1f} sentences/s  "
+            print(f"{precision:4s} {name:6s} batch {batch:2d}: {len(lines) / seconds:7.1f} sentences/s  "
                   f"{pieces / seconds:8.0f} target tokens/s  {seconds:6.1f} s  BLEU {bleu:.2f}", flush=True)
-    for name, _, batch in SETTINGS:
-        (float_s, float_bleu), (int8_s, int8_bleu) = results["float", name, batch], results["int8", name, batch]
-        print(f"int8 vs float, {name}, batch {batch}: {float_s / int8_s:.2f}x faster, BLEU {int8_bleu - float_bleu:+.2f}")
+    for other in ("bf16", "int8"):
+        for name, _, batch in SETTINGS:
+            (base_s, base_bleu), (other_s, other_bleu) = results["fp32", name, batch], results[other, name, batch]
+            print(f"{other} vs fp32, {name}, batch {batch}: {base_s / other_s:.2f}x faster, "
+                  f"BLEU {other_bleu - base_bleu:+.2f}")
 
 
 if __name__ == "__main__":
