@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from conftest import ROOT, assert_user_error, require_data, run_cli
 
@@ -112,3 +113,12 @@ def test_translate_int8(tiny_mt_run):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split("\n")) == 4 and "Warning" not in result.stderr
     assert_user_error(run_cli("translate", str(tiny_mt_run), "--quantize", "int4", stdin=text), "int8")
+
+
+def test_auto_precision_uses_bf16_only_for_batched_beam_search():
+    from lstmnlp.cli_translate import decode_in_bf16
+    from lstmnlp.train import use_bf16
+    cpu = torch.device("cpu")
+    assert not decode_in_bf16("auto", 1, 64, cpu) and not decode_in_bf16("auto", 5, 1, cpu)
+    assert decode_in_bf16("auto", 5, 64, cpu) == use_bf16("auto", cpu)
+    assert decode_in_bf16("bf16", 1, 1, cpu) and not decode_in_bf16("fp32", 5, 64, cpu)
