@@ -153,3 +153,24 @@ def test_input_feeding_with_weights_matches_module_loop(layers: int) -> None:
     expected_grads = torch.autograd.grad(expected.square().sum(), list(decoder.lstm.parameters()))
     for grad, expected_grad in zip(grads, expected_grads):
         torch.testing.assert_close(grad, expected_grad, atol=1e-5, rtol=1e-4)
+
+
+def test_decoding_weight_casts_follow_weight_changes():
+    """Cached bf16 copies of the decoder weights are used while the weights stay, renewed when they change."""
+    from lstmnlp.modules.decoder import AttentionDecoder
+    torch.manual_seed(0)
+    decoder = AttentionDecoder(vocab_size=20, embedding_dim=6, hidden_size=8, num_layers=1, encoder_size=10,
+                               attention="luong", input_feeding=True, dropout=0.0).eval()
+    memory, mask = torch.randn(2, 5, 10), torch.ones(2, 5, dtype=torch.bool)
+    state = decoder.initial_state(memory, torch.randn(2, 10), mask)
+    prev = torch.tensor([[3], [4]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        first, _, _ = decoder(prev, state)
+        again, _, _ = decoder(prev, state)
+        decoder.lstm.weight_hh_l0.mul_(0.5)  # as an optimizer step or a weight load would
+        changed, _, _ = decoder(prev, state)
+    torch.testing.assert_close(first, again, atol=0, rtol=0)
+    assert not torch.allclose(first.float(), changed.float())
+    with torch.no_grad():
+        expected, _, _ = decoder._feed_with_module(decoder.embedding(prev), state)
+    torch.testing.assert_close(changed.float(), expected.float(), atol=3e-2, rtol=0)

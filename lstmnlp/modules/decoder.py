@@ -62,6 +62,7 @@ class AttentionDecoder(nn.Module):
         self.bridge = nn.Linear(encoder_size, hidden_size)  # encoder final state -> decoder start
         self.combine = nn.Linear(encoder_size + hidden_size, hidden_size)  # attentional vector
         self.output_dropout = nn.Dropout(dropout)
+        self._cast_cache: dict[int, tuple] = {}  # layer -> (weights' identity, bf16 copies) for decoding
         with torch.no_grad():  # forget-gate bias 1 (Jozefowicz et al. 2015)
             for name, parameter in self.lstm.named_parameters():
                 if name.startswith("bias_ih"):
@@ -128,14 +129,21 @@ class AttentionDecoder(nn.Module):
 
     def _layer_weights(self, layer: int, device_type: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """W_ih, W_hh and b_ih + b_hh of one layer, cast once to the autocast type if it is on
-        (autocast would cast them again at every step: only leaf tensors are cached)."""
+        (autocast would cast them again at every step: only leaf tensors are cached). Without
+        gradients (decoding) the cast copies are kept until the weights change in place."""
         lstm = self.lstm
-        weights = (getattr(lstm, f"weight_ih_l{layer}"), getattr(lstm, f"weight_hh_l{layer}"),
-                   getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}"))
-        if torch.is_autocast_enabled(device_type):
-            dtype = torch.get_autocast_dtype(device_type)
-            weights = tuple(weight.to(dtype) for weight in weights)
-        return weights
+        raw = tuple(getattr(lstm, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        if not torch.is_autocast_enabled(device_type):
+            return raw[0], raw[1], raw[2] + raw[3]
+        dtype = torch.get_autocast_dtype(device_type)
+        if torch.is_grad_enabled():  # training: the casts belong to this step's graph
+            return raw[0].to(dtype), raw[1].to(dtype), (raw[2] + raw[3]).to(dtype)
+        key = (dtype, tuple((tensor.data_ptr(), tensor._version) for tensor in raw))
+        cached = self._cast_cache.get(layer)
+        if cached is None or cached[0] != key:
+            cached = key, (raw[0].to(dtype), raw[1].to(dtype), (raw[2] + raw[3]).to(dtype))
+            self._cast_cache[layer] = cached
+        return cached[1]
 
     def _feed_with_module(self, embedded: torch.Tensor,
                           state: DecoderState) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
