@@ -146,9 +146,9 @@ def bench_joeynmt(args) -> dict[str, dict]:
     theirs = results
 
     run_dir = args.work / "lstmnlp-de-en"
-    overrides = [item for pair in (("--set", s) for s in [f"train.max_time={args.minutes * 60}",
-                                                           "train.eval_every=1000000000", *args.lstmnlp_set])
-                 for item in pair]
+    overrides = []
+    for setting in (f"train.max_time={args.minutes * 60}", "train.eval_every=1000000000", *args.lstmnlp_set):
+        overrides += ["--set", setting]
     run([PYTHON, "-m", "lstmnlp", "train", ROOT / "recipes/multi30k-de-en.yaml", "--data-dir", data,
          "--out", run_dir, *overrides], stdout=subprocess.DEVNULL)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

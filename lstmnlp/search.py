@@ -14,6 +14,9 @@ import torch
 
 
 class SearchState(Protocol):
+    """A decoder state whose batch rows can be picked. A state may also offer `reorder_beams`
+    (same contract, for indices that keep each row within its sentence), which beam search uses."""
+
     def select(self, index: torch.Tensor) -> "SearchState": ...
 
 
