@@ -18,7 +18,8 @@ Tasks and shapes:
   seq2seq     recipes/multi30k-de-en.yaml (biLSTM 2x256, decoder 512 without input feeding, joint
               unigram 8k, 64 sentences) with Luong attention like the bare loop; and as the recipe
               has it (Bahdanau attention), and with input feeding, for reference
-  classifier  recipes/sst2.yaml shapes on MR sentences: embedding 300, biLSTM 1x256, max pooling.
+  classifier  recipes/sst2.yaml shapes on MR sentences: embedding 300, biLSTM 1x256, max pooling,
+              the recipe's embedding and output dropout (nn.Dropout in the bare loop).
               The bare loop runs nn.LSTM's bidirectional kernel over the padded batch, whose
               backward direction then starts in the padding (wrong for every shorter row): an
               upper bound, not an equal. lstmnlp runs each direction on its real tokens.
@@ -89,15 +90,19 @@ class BareSeq2Seq(nn.Module):
 
 
 class BareClassifier(nn.Module):
-    def __init__(self, vocab: int, embedding: int, hidden: int, layers: int, classes: int) -> None:
+    def __init__(self, vocab: int, embedding: int, hidden: int, layers: int, classes: int,
+                 embedding_dropout: float, dropout: float) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab, embedding)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)  # the recipe's dropouts, as nn.Dropout
         self.lstm = nn.LSTM(embedding, hidden, layers, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(2 * hidden, classes)
 
     def loss(self, batch) -> torch.Tensor:
-        outputs, _ = self.lstm(self.embedding(batch.ids))
-        return nn.functional.cross_entropy(self.output(outputs.max(dim=1).values).float(), batch.labels)
+        outputs, _ = self.lstm(self.embedding_dropout(self.embedding(batch.ids)))
+        pooled = self.dropout(outputs.max(dim=1).values)
+        return nn.functional.cross_entropy(self.output(pooled).float(), batch.labels)
 
 
 # ---------------------------------------------------------------- the two timed loops
@@ -207,7 +212,7 @@ def classifier_setup(data: Path, steps: int, peephole: bool = False):
     batches = make_batches(list(zip(encoded, labels)), config.train.batch_size, random.Random(0))[:steps + 3]
     model = config.model
     bare = lambda: BareClassifier(tokenizer.vocab_size, model.embedding_dim, model.hidden_size,  # noqa: E731
-                                  model.num_layers, 2)
+                                  model.num_layers, 2, model.embedding_dropout, model.dropout)
     ours = lambda cfg: build_model(cfg, vocab_size=tokenizer.vocab_size, pad_id=PAD_ID, num_classes=2)  # noqa: E731
     shapes = (f"embedding {model.embedding_dim}, biLSTM {model.num_layers}x{model.hidden_size}, "
               f"{model.pooling} pooling, vocab {tokenizer.vocab_size}, {config.train.batch_size} texts (MR)")

@@ -145,3 +145,23 @@ def test_reverse_padded():
     values = torch.arange(8).view(2, 4, 1)
     reversed_ = reverse_padded(values, torch.tensor([4, 2]))
     assert reversed_.squeeze(-1).tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]
+
+
+def test_unaligned_outputs_are_the_backward_half_reversed():
+    """time_aligned=False (for max/mean pooling) only leaves the top backward half reversed."""
+    encoder = make_encoder(True).eval()
+    ids, lengths = padded_batch()
+    aligned = encoder(ids, lengths).outputs
+    unaligned = encoder(ids, lengths, time_aligned=False).outputs
+    torch.testing.assert_close(unaligned[..., :6], aligned[..., :6])
+    torch.testing.assert_close(unaligned[..., 6:], reverse_padded(aligned[..., 6:], lengths))
+    assert not torch.allclose(unaligned, aligned)
+    mask = (torch.arange(7)[None, :] < lengths[:, None])[..., None]
+    torch.testing.assert_close(aligned.masked_fill(~mask, -1e9).amax(1), unaligned.masked_fill(~mask, -1e9).amax(1))
+
+
+def test_reverse_padded_keeps_padding_and_reverses_rows():
+    values = torch.arange(12.0).view(2, 3, 2)
+    reversed_ = reverse_padded(values, torch.tensor([3, 2]))
+    assert reversed_[0].tolist() == [[4.0, 5.0], [2.0, 3.0], [0.0, 1.0]]
+    assert reversed_[1].tolist() == [[8.0, 9.0], [6.0, 7.0], [10.0, 11.0]]

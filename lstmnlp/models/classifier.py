@@ -14,6 +14,7 @@ from torch import nn
 from lstmnlp.config import ModelConfig
 from lstmnlp.models import build_encoder
 from lstmnlp.models.outputs import LossOutput
+from lstmnlp.modules.dropout import Dropout
 from lstmnlp.modules.pooling import SequencePooling
 
 
@@ -31,10 +32,10 @@ class TextClassifier(nn.Module):
         self.encoder = build_encoder(config, vocab_size=vocab_size, pad_id=pad_id, bidirectional=config.bidirectional)
         features = config.hidden_size * self.encoder.num_directions
         self.pooling = SequencePooling(config.pooling, features, self.encoder.num_directions)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         if config.classifier_hidden:
             self.head = nn.Sequential(nn.Linear(features, config.classifier_hidden), nn.ReLU(),
-                                      nn.Dropout(config.dropout), nn.Linear(config.classifier_hidden, num_classes))
+                                      Dropout(config.dropout), nn.Linear(config.classifier_hidden, num_classes))
         else:
             self.head = nn.Linear(features, num_classes)
         # Per-class loss weights (1 = plain cross-entropy); set from the training labels.
@@ -42,7 +43,7 @@ class TextClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, C) logits, and (B, T) attention weights when the pooling is `attention`."""
-        encoded = self.encoder(ids, lengths)
+        encoded = self.encoder(ids, lengths, time_aligned=not self.pooling.order_free)
         mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
         pooled, weights = self.pooling(encoded, mask)  # (B, D*H)
         return self.head(self.dropout(pooled)), weights

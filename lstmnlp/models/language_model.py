@@ -14,6 +14,7 @@ from lstmnlp.config import ModelConfig
 from lstmnlp.errors import UserError
 from lstmnlp.models.outputs import LossOutput
 from lstmnlp.models import build_encoder
+from lstmnlp.modules.dropout import Dropout
 from lstmnlp.modules.encoder import LSTMState
 
 
@@ -31,7 +32,7 @@ class LanguageModel(nn.Module):
             raise UserError("model.bidirectional: a language model must not see the future; "
                             "set model.bidirectional=false")
         self.encoder = build_encoder(config, vocab_size=vocab_size, pad_id=pad_id, bidirectional=False)
-        self.output_dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.output_dropout = Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         # Tying needs the last hidden layer in embedding space: project when sizes differ.
         self.projection = (nn.Linear(config.hidden_size, config.embedding_dim)
                            if config.tie_weights and config.hidden_size != config.embedding_dim else None)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lstmnlp.modules.attention import Attention
+from lstmnlp.modules.dropout import Dropout, dropout
 
 
 def lstm_cell(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,7 +54,7 @@ class AttentionDecoder(nn.Module):
         super().__init__()
         self.hidden_size, self.num_layers, self.input_feeding = hidden_size, num_layers, input_feeding
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        self.embedding_dropout = nn.Dropout(dropout)
+        self.embedding_dropout = Dropout(dropout)
         input_size = embedding_dim + (hidden_size if input_feeding else 0)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
@@ -61,7 +62,7 @@ class AttentionDecoder(nn.Module):
                                    attention_size=hidden_size)
         self.bridge = nn.Linear(encoder_size, hidden_size)  # encoder final state -> decoder start
         self.combine = nn.Linear(encoder_size + hidden_size, hidden_size)  # attentional vector
-        self.output_dropout = nn.Dropout(dropout)
+        self.output_dropout = Dropout(dropout)
         self._cast_cache: dict[int, tuple] = {}  # layer -> (weights' identity, bf16 copies) for decoding
         with torch.no_grad():  # forget-gate bias 1 (Jozefowicz et al. 2015)
             for name, parameter in self.lstm.named_parameters():
@@ -116,7 +117,7 @@ class AttentionDecoder(nn.Module):
             hidden[0], cell[0] = lstm_cell(gates, cell[0])
             for layer in range(1, self.num_layers):
                 w_ih, w_hh, bias = weights[layer]
-                below = nn.functional.dropout(hidden[layer - 1], self.lstm.dropout, self.training)
+                below = dropout(hidden[layer - 1], self.lstm.dropout, self.training)
                 gates = (nn.functional.linear(below.to(w_ih.dtype), w_ih, bias)
                          + nn.functional.linear(hidden[layer].to(w_hh.dtype), w_hh))
                 hidden[layer], cell[layer] = lstm_cell(gates, cell[layer])

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmnlp.modules.cells import SteppedLSTMLayer, reverse_padded
+from lstmnlp.modules.dropout import Dropout, dropout
 
 
 class LSTMState(NamedTuple):
@@ -60,8 +61,8 @@ class StackedLSTMEncoder(nn.Module):
         self.num_directions = 2 if bidirectional else 1
         self.weight_dropout = weight_dropout
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        self.embedding_dropout = nn.Dropout(embedding_dropout) if embedding_dropout > 0 else nn.Identity()
-        self.layer_dropout = nn.Dropout(dropout)
+        self.embedding_dropout = Dropout(embedding_dropout) if embedding_dropout > 0 else nn.Identity()
+        self.layer_dropout = Dropout(dropout)
         self.stepped = peephole or recurrent_dropout > 0
         if self.stepped:
             self.layers = nn.ModuleList(
@@ -105,23 +106,27 @@ class StackedLSTMEncoder(nn.Module):
         return LSTMState(zeros, zeros.clone())
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
-                state: LSTMState | None = None) -> EncoderOutput:
+                state: LSTMState | None = None, *, time_aligned: bool = True) -> EncoderOutput:
         """Encode a batch.
 
         Args:
             ids: (B, T) token ids, padded at the end.
             lengths: (B,) real lengths; None when every row is full.
             state: initial state (L*D, B, H) pair; zeros when None.
+            time_aligned: False lets the top layer's backward half come out reversed within each
+                row's length (padding still zero), saving a reorder, for callers that pool with
+                no regard to order (max, mean over time). Honoured by the fused path over a
+                variable-length batch; elsewhere outputs are aligned anyway.
         """
         embedded = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
         if state is None:
             state = self.initial_state(ids.size(0), ids.device)
         if self.stepped:
             return self._forward_stepped(embedded, lengths, state)
-        return self._forward_fused(embedded, lengths, state)
+        return self._forward_fused(embedded, lengths, state, time_aligned)
 
     def _forward_fused(self, embedded: torch.Tensor, lengths: torch.Tensor | None,
-                       state: LSTMState) -> EncoderOutput:
+                       state: LSTMState, time_aligned: bool = True) -> EncoderOutput:
         if lengths is not None and bool((lengths == embedded.size(1)).all()):
             lengths = None  # every row full: one call, final cell included
         if lengths is None:
@@ -132,10 +137,10 @@ class StackedLSTMEncoder(nn.Module):
             outputs, (hidden, cell) = self.lstm(packed, (state.hidden, state.cell))
             outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=embedded.size(1))
             return EncoderOutput(outputs, LSTMState(hidden, cell))
-        return self._forward_fused_padded(embedded, lengths.to(embedded.device), state)
+        return self._forward_fused_padded(embedded, lengths.to(embedded.device), state, time_aligned)
 
     def _forward_fused_padded(self, embedded: torch.Tensor, lengths: torch.Tensor,
-                              state: LSTMState) -> EncoderOutput:
+                              state: LSTMState, time_aligned: bool) -> EncoderOutput:
         """Layer by layer, direction by direction, with the fused LSTM's own weights."""
         steps = embedded.size(1)
         mask = (torch.arange(steps, device=embedded.device)[None, :] < lengths[:, None])[..., None]  # (B, T, 1)
@@ -143,7 +148,7 @@ class StackedLSTMEncoder(nn.Module):
         inputs, hiddens = embedded, []
         for layer in range(self.num_layers):
             if layer > 0:
-                inputs = nn.functional.dropout(inputs, self.lstm.dropout, self.training)
+                inputs = dropout(inputs, self.lstm.dropout, self.training)
             directions = []
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
@@ -152,7 +157,8 @@ class StackedLSTMEncoder(nn.Module):
                     layer_input, (state.hidden[index:index + 1], state.cell[index:index + 1]),
                     self._layer_weights(layer, direction), True, 1, 0.0, self.training, False, True)
                 hiddens.append(outputs[rows, lengths - 1])  # (B, H) after the last real token
-                directions.append(outputs if direction == 0 else reverse_padded(outputs, lengths))
+                in_order = direction == 0 or (not time_aligned and layer == self.num_layers - 1)
+                directions.append(outputs if in_order else reverse_padded(outputs, lengths))
             inputs = torch.cat(directions, dim=-1).masked_fill(~mask, 0.0)  # (B, T, D*H)
         return EncoderOutput(inputs, LSTMState(torch.stack(hiddens), None))
 
@@ -161,7 +167,7 @@ class StackedLSTMEncoder(nn.Module):
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
         weights = [getattr(self.lstm, name + suffix) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
         if self.training and self.weight_dropout > 0:
-            weights[1] = nn.functional.dropout(weights[1], self.weight_dropout, training=True)
+            weights[1] = dropout(weights[1], self.weight_dropout, training=True)
         return weights
 
     def _run_lstm(self, inputs, state):
@@ -169,7 +175,7 @@ class StackedLSTMEncoder(nn.Module):
         (Merity et al., AWD-LSTM, arXiv:1708.02182)."""
         if not (self.training and self.weight_dropout > 0):
             return self.lstm(inputs, state)
-        dropped = {name: nn.functional.dropout(weight, self.weight_dropout, training=True)
+        dropped = {name: dropout(weight, self.weight_dropout, training=True)
                    for name, weight in self.lstm.named_parameters() if name.startswith("weight_hh")}
         return torch.func.functional_call(self.lstm, dropped, (inputs, state), strict=False)
 

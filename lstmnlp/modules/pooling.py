@@ -19,6 +19,8 @@ class SequencePooling(nn.Module):
         super().__init__()
         self.kind = kind
         self.num_directions = num_directions
+        # max and mean do not look at order, so the encoder may leave its backward half reversed.
+        self.order_free = kind in ("max", "mean")
         if kind == "attention":
             self.attention_hidden = nn.Linear(features, features)
             self.attention_score = nn.Linear(features, 1, bias=False)
