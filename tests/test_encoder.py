@@ -165,3 +165,16 @@ def test_reverse_padded_keeps_padding_and_reverses_rows():
     reversed_ = reverse_padded(values, torch.tensor([3, 2]))
     assert reversed_[0].tolist() == [[4.0, 5.0], [2.0, 3.0], [0.0, 1.0]]
     assert reversed_[1].tolist() == [[8.0, 9.0], [6.0, 7.0], [10.0, 11.0]]
+
+
+def test_one_step_from_weights_equals_the_fused_lstm():
+    """Decoding one position at a time (LM sampling) skips the module call: same h, c, output."""
+    encoder = make_encoder(False).eval()
+    ids, _ = padded_batch()
+    state = encoder(ids[:, :3]).final
+    with torch.no_grad():
+        stepped = encoder(ids[:, 3:4], state=state)
+    fused = encoder(ids[:, 3:4], state=state)  # with gradients on: the module path
+    torch.testing.assert_close(stepped.outputs, fused.outputs, atol=1e-6, rtol=0)
+    torch.testing.assert_close(stepped.final.hidden, fused.final.hidden, atol=1e-6, rtol=0)
+    torch.testing.assert_close(stepped.final.cell, fused.final.cell, atol=1e-6, rtol=0)

@@ -174,3 +174,22 @@ def test_decoding_weight_casts_follow_weight_changes():
     with torch.no_grad():
         expected, _, _ = decoder._feed_with_module(decoder.embedding(prev), state)
     torch.testing.assert_close(changed.float(), expected.float(), atol=3e-2, rtol=0)
+
+
+@pytest.mark.parametrize("input_feeding", [True, False])
+def test_int8_model_steps_close_to_float(input_feeding):
+    """--quantize int8: the decoding steps' log-probabilities stay within quantization error of
+    the float model's."""
+    import copy
+
+    from lstmnlp.quantize import quantize_int8
+    model = tiny_model(input_feeding)
+    quantized = quantize_int8(copy.deepcopy(model))
+    assert type(quantized.decoder.lstm) is not nn.LSTM and type(quantized.decoder.combine) is not nn.Linear
+    batch = collate(PAIRS)
+    float_state = model.encode(batch.source_ids, batch.source_lengths)
+    int8_state = quantized.encode(batch.source_ids, batch.source_lengths)
+    for step in range(batch.target_inputs.size(1)):
+        float_log_probs, float_state = model.step(batch.target_inputs[:, step], float_state)
+        int8_log_probs, int8_state = quantized.step(batch.target_inputs[:, step], int8_state)
+        torch.testing.assert_close(int8_log_probs, float_log_probs, atol=0.05, rtol=0)

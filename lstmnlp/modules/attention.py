@@ -45,7 +45,9 @@ class Attention(nn.Module):
             contexts (B, T, K) and attention weights (B, T, S), zero at padding.
         """
         if self.kind == "bahdanau":
-            hidden = torch.tanh(self.query_layer(query)[:, :, None, :] + projected[:, None, :, :])  # (B, T, S, A)
+            hidden = self.query_layer(query)[:, :, None, :] + projected[:, None, :, :]  # (B, T, S, A)
+            # In place when no gradient is kept (decoding): one (B, T, S, A) buffer less per step.
+            hidden = hidden.tanh_() if not torch.is_grad_enabled() else torch.tanh(hidden)
             scores = self.energy(hidden).squeeze(-1)  # (B, T, S)
         else:
             scores = torch.bmm(query, projected.transpose(1, 2))  # (B, T, S)

@@ -11,6 +11,14 @@ import torch
 from torch import nn
 
 
+def lstm_cell(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM update from pre-activations (B, 4H) in nn.LSTM's gate order (i, f, g, o);
+    the cell arithmetic runs in float32 under autocast. Returns h and c, each (B, H)."""
+    in_gate, forget_gate, cell_gate, out_gate = gates.float().chunk(4, dim=-1)
+    cell = torch.sigmoid(forget_gate) * cell.float() + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
+    return torch.sigmoid(out_gate) * torch.tanh(cell), cell
+
+
 class SteppedLSTMLayer(nn.Module):
     """One direction of one LSTM layer.
 

@@ -12,15 +12,8 @@ import torch
 from torch import nn
 
 from lstmnlp.modules.attention import Attention
+from lstmnlp.modules.cells import lstm_cell
 from lstmnlp.modules.dropout import Dropout, dropout
-
-
-def lstm_cell(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One LSTM update from pre-activations (B, 4H) in nn.LSTM's gate order (i, f, g, o);
-    the cell arithmetic runs in float32 under autocast. Returns h and c, each (B, H)."""
-    in_gate, forget_gate, cell_gate, out_gate = gates.float().chunk(4, dim=-1)
-    cell = torch.sigmoid(forget_gate) * cell.float() + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
-    return torch.sigmoid(out_gate) * torch.tanh(cell), cell
 
 
 class DecoderState(NamedTuple):

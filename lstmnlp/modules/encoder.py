@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmnlp.modules.cells import SteppedLSTMLayer, reverse_padded
+from lstmnlp.modules.cells import SteppedLSTMLayer, lstm_cell, reverse_padded
 from lstmnlp.modules.dropout import Dropout, dropout
 
 
@@ -129,6 +129,9 @@ class StackedLSTMEncoder(nn.Module):
                        state: LSTMState, time_aligned: bool = True) -> EncoderOutput:
         if lengths is not None and bool((lengths == embedded.size(1)).all()):
             lengths = None  # every row full: one call, final cell included
+        one_step = embedded.size(1) == 1 and self.num_directions == 1 and state.cell is not None
+        if one_step and lengths is None and not torch.is_grad_enabled() and type(self.lstm) is nn.LSTM:
+            return self._step_with_weights(embedded[:, 0], state)
         if lengths is None:
             outputs, (hidden, cell) = self._run_lstm(embedded, (state.hidden, state.cell))
             return EncoderOutput(outputs, LSTMState(hidden, cell))  # outputs (B, T, D*H)
@@ -161,6 +164,20 @@ class StackedLSTMEncoder(nn.Module):
                 directions.append(outputs if in_order else reverse_padded(outputs, lengths))
             inputs = torch.cat(directions, dim=-1).masked_fill(~mask, 0.0)  # (B, T, D*H)
         return EncoderOutput(inputs, LSTMState(torch.stack(hiddens), None))
+
+    def _step_with_weights(self, embedded: torch.Tensor, state: LSTMState) -> EncoderOutput:
+        """One position of a unidirectional stack from the LSTM's weights (LM sampling): calling the
+        fused module for a single position costs several times the step itself."""
+        inputs, hiddens, cells = embedded, [], []  # embedded: (B, E)
+        for layer in range(self.num_layers):
+            w_ih, w_hh, b_ih, b_hh = self._layer_weights(layer, 0)
+            gates = (nn.functional.linear(inputs.to(w_ih.dtype), w_ih, b_ih)
+                     + nn.functional.linear(state.hidden[layer].to(w_hh.dtype), w_hh, b_hh))  # (B, 4H)
+            hidden, cell = lstm_cell(gates, state.cell[layer])
+            hiddens.append(hidden)
+            cells.append(cell)
+            inputs = hidden
+        return EncoderOutput(inputs[:, None], LSTMState(torch.stack(hiddens), torch.stack(cells)))
 
     def _layer_weights(self, layer: int, direction: int) -> list[torch.Tensor]:
         """One layer and direction's [W_ih, W_hh, b_ih, b_hh], DropConnect on W_hh when training."""
