@@ -1,7 +1,7 @@
 """Training throughput of lstmnlp against bare nn.LSTM loops of the same shapes, side by side.
 
 For each task at its recipe's sizes, on batches built from the real data in ../shared/data by
-lstmnlp's own pipeline (tokenizer, length buckets), three loops run in one process, in
+lstmnlp's own pipeline (tokenizer, length buckets), the loops run in one process, in
 alternating rounds so that machine noise hits them alike:
 
   bare     embedding -> nn.LSTM(s) -> (attention) -> linear -> cross-entropy, written plainly,
@@ -16,8 +16,9 @@ The ratio lstmnlp / bare is what the rest of the pipeline costs (goal: at least 
 Tasks and shapes:
   lm          recipes/char-lm-shakespeare.yaml: embedding 128, LSTM 2x512, 64 streams x 128 chars
   seq2seq     recipes/multi30k-de-en.yaml (biLSTM 2x256, decoder 512 without input feeding, joint
-              unigram 8k, 64 sentences) with Luong attention like the bare loop; and as the recipe
-              has it (Bahdanau attention), and with input feeding, for reference
+              unigram 8k, 64 sentences, dropout 0.3), against bare loops with the same attention:
+              with Luong attention, as the recipe has it (Bahdanau), and Bahdanau with input
+              feeding (a step-by-step decoder; the bare loop has none, for reference)
   classifier  recipes/sst2.yaml shapes on MR sentences: embedding 300, biLSTM 1x256, max pooling,
               the recipe's embedding and output dropout (nn.Dropout in the bare loop).
               The bare loop runs nn.LSTM's bidirectional kernel over the padded batch, whose
@@ -66,24 +67,36 @@ class BareLanguageModel(nn.Module):
 
 class BareSeq2Seq(nn.Module):
     """biLSTM encoder over the padded source, one fused decoder LSTM over the target, Luong
-    general attention after it, tanh(W[c; h]), output layer; no masking, bridge or tying."""
+    general or Bahdanau additive attention after it, tanh(W[c; h]), output layer; the recipe's
+    dropouts (between encoder layers, on target embeddings, before the output); no masking,
+    bridge or tying."""
 
-    def __init__(self, vocab: int, embedding: int, hidden: int, layers: int, decoder: int) -> None:
+    def __init__(self, vocab: int, embedding: int, hidden: int, layers: int, decoder: int,
+                 attention: str, dropout: float) -> None:
         super().__init__()
+        self.attention = attention
         self.source_embedding = nn.Embedding(vocab, embedding)
         self.target_embedding = nn.Embedding(vocab, embedding)
-        self.encoder = nn.LSTM(embedding, hidden, layers, batch_first=True, bidirectional=True)
+        self.encoder = nn.LSTM(embedding, hidden, layers, batch_first=True, bidirectional=True, dropout=dropout)
         self.decoder = nn.LSTM(embedding, decoder, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
         self.key = nn.Linear(2 * hidden, decoder, bias=False)
+        if attention == "bahdanau":
+            self.query = nn.Linear(decoder, decoder, bias=False)
+            self.energy = nn.Linear(decoder, 1, bias=False)
         self.combine = nn.Linear(2 * hidden + decoder, decoder)
         self.output = nn.Linear(decoder, vocab)
 
     def loss(self, batch) -> torch.Tensor:
         memory, _ = self.encoder(self.source_embedding(batch.source_ids))  # (B, S, 2H)
-        queries, _ = self.decoder(self.target_embedding(batch.target_inputs))  # (B, T, D)
-        weights = torch.softmax(torch.bmm(queries, self.key(memory).transpose(1, 2)).float(), dim=-1)
+        queries, _ = self.decoder(self.dropout(self.target_embedding(batch.target_inputs)))  # (B, T, D)
+        if self.attention == "bahdanau":  # v^T tanh(W q + U k): (B, T, S, D) before the energy
+            scores = self.energy(torch.tanh(self.query(queries)[:, :, None] + self.key(memory)[:, None])).squeeze(-1)
+        else:
+            scores = torch.bmm(queries, self.key(memory).transpose(1, 2))  # (B, T, S)
+        weights = torch.softmax(scores.float(), dim=-1)
         contexts = torch.bmm(weights.to(memory.dtype), memory)
-        vectors = torch.tanh(self.combine(torch.cat([contexts, queries], dim=-1)))
+        vectors = self.dropout(torch.tanh(self.combine(torch.cat([contexts, queries], dim=-1))))
         logits = self.output(vectors)
         return nn.functional.cross_entropy(logits.flatten(0, 1).float(), batch.target_outputs.flatten(),
                                            ignore_index=PAD_ID)
@@ -171,7 +184,8 @@ def lm_setup(data: Path, steps: int, peephole: bool = False):
     ours = lambda cfg: build_model(cfg, vocab_size=len(vocabulary), pad_id=PAD_ID)  # noqa: E731
     shapes = (f"embedding {model.embedding_dim}, LSTM {model.num_layers}x{model.hidden_size}, vocab "
               f"{len(vocabulary)}, {config.train.batch_size} streams x {config.train.bptt}")
-    return config, configs, batches, bare, ours, lambda batch: batch.targets.numel(), shapes
+    configs = [(cfg, label, "bare") for cfg, label in configs]
+    return configs, batches, {"bare": bare}, ours, lambda batch: batch.targets.numel(), shapes
 
 
 def seq2seq_setup(data: Path, steps: int, peephole: bool = False):
@@ -187,15 +201,16 @@ def seq2seq_setup(data: Path, steps: int, peephole: bool = False):
                          report=LoadReport("train"))
     batches = make_batches(pairs, recipe.train.batch_size, random.Random(0))[:steps + 3]
     model = recipe.model
-    bare = lambda: BareSeq2Seq(tokenizer.vocab_size, model.embedding_dim, model.hidden_size,  # noqa: E731
-                               model.num_layers, model.decoder_hidden_size)
+    bares = {kind: (lambda kind=kind: BareSeq2Seq(tokenizer.vocab_size, model.embedding_dim, model.hidden_size,
+                                                  model.num_layers, model.decoder_hidden_size, kind, model.dropout))
+             for kind in ("luong", "bahdanau")}
     ours = lambda cfg: build_model(cfg, vocab_size=tokenizer.vocab_size, pad_id=PAD_ID)  # noqa: E731
     shapes = (f"embedding {model.embedding_dim}, biLSTM {model.num_layers}x{model.hidden_size}, decoder "
               f"{model.decoder_hidden_size}, vocab {tokenizer.vocab_size}, {recipe.train.batch_size} sentences")
     feeding = load_config(ROOT / "recipes/multi30k-de-en.yaml", ["model.input_feeding=true"])
-    configs = [(fused, "Luong attention, as the bare loop"), (recipe, "recipe: Bahdanau attention"),
-               (feeding, "Bahdanau with input feeding")]
-    return fused, configs, batches, bare, ours, lambda batch: int((batch.target_outputs != PAD_ID).sum()), shapes
+    configs = [(fused, "Luong attention", "luong"), (recipe, "recipe: Bahdanau attention", "bahdanau"),
+               (feeding, "Bahdanau with input feeding", "bahdanau")]
+    return configs, batches, bares, ours, lambda batch: int((batch.target_outputs != PAD_ID).sum()), shapes
 
 
 def classifier_setup(data: Path, steps: int, peephole: bool = False):
@@ -216,7 +231,7 @@ def classifier_setup(data: Path, steps: int, peephole: bool = False):
     ours = lambda cfg: build_model(cfg, vocab_size=tokenizer.vocab_size, pad_id=PAD_ID, num_classes=2)  # noqa: E731
     shapes = (f"embedding {model.embedding_dim}, biLSTM {model.num_layers}x{model.hidden_size}, "
               f"{model.pooling} pooling, vocab {tokenizer.vocab_size}, {config.train.batch_size} texts (MR)")
-    return config, [(config, "recipe")], batches, bare, ours, lambda batch: int(batch.lengths.sum()), shapes
+    return [(config, "recipe", "bare")], batches, {"bare": bare}, ours, lambda batch: int(batch.lengths.sum()), shapes
 
 
 def _tokenizer(lines: list[str], config: ExperimentConfig) -> Tokenizer:
@@ -231,21 +246,23 @@ TASKS = {"lm": lm_setup, "seq2seq": seq2seq_setup, "classifier": classifier_setu
 
 
 def run_task(name: str, args) -> None:
-    _, configs, batches, bare, ours, count, shapes = TASKS[name](args.data, args.steps, args.peephole)
+    configs, batches, bares, ours, count, shapes = TASKS[name](args.data, args.steps, args.peephole)
     print(f"\n{name}: {shapes}; {len(batches) - 3} timed batches, {args.precision}, {args.device}")
-    results: dict[str, list[float]] = {"bare": []} | {label: [] for _, label in configs}
+    results: dict[str, list[float]] = {key: [] for key in bares} | {label: [] for _, label, _ in configs}
     for _ in range(args.rounds):
-        torch.manual_seed(0)
-        results["bare"].append(bare_tokens_per_s(bare(), batches, count, args.precision, args.device))
-        for config, label in configs:
+        for key, bare in bares.items():
+            torch.manual_seed(0)
+            results[key].append(bare_tokens_per_s(bare(), batches, count, args.precision, args.device))
+        for config, label, _ in configs:
             torch.manual_seed(0)
             results[label].append(lstmnlp_tokens_per_s(config, ours(config), batches, count, args.precision,
                                                        args.device))
-    best_bare = max(results["bare"])
-    print(f"  bare nn.LSTM loop: {best_bare:,.0f} tokens/s")
-    for _, label in configs:
+    for key in bares:
+        print(f"  bare nn.LSTM loop{'' if key == 'bare' else f' ({key})'}: {max(results[key]):,.0f} tokens/s")
+    for _, label, key in configs:
         best = max(results[label])
-        print(f"  lstmnlp ({label}): {best:,.0f} tokens/s, ratio {best / best_bare:.2f}")
+        print(f"  lstmnlp ({label}): {best:,.0f} tokens/s, ratio {best / max(results[key]):.2f}"
+              f"{'' if key == 'bare' else f' to the {key} bare loop'}")
 
 
 def main() -> None:
