@@ -170,6 +170,8 @@ class StackedLSTMEncoder(nn.Module):
         fused module for a single position costs several times the step itself."""
         inputs, hiddens, cells = embedded, [], []  # embedded: (B, E)
         for layer in range(self.num_layers):
+            if layer > 0:  # as nn.LSTM between layers (only ever active in training mode)
+                inputs = dropout(inputs, self.lstm.dropout, self.training)
             w_ih, w_hh, b_ih, b_hh = self._layer_weights(layer, 0)
             gates = (nn.functional.linear(inputs.to(w_ih.dtype), w_ih, b_ih)
                      + nn.functional.linear(state.hidden[layer].to(w_hh.dtype), w_hh, b_hh))  # (B, 4H)
