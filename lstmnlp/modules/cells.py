@@ -19,6 +19,15 @@ def lstm_cell(gates: torch.Tensor, cell: torch.Tensor) -> tuple[torch.Tensor, to
     return torch.sigmoid(out_gate) * torch.tanh(cell), cell
 
 
+def lstm_step(inputs: torch.Tensor, hidden: torch.Tensor, cell: torch.Tensor, w_ih: torch.Tensor,
+              w_hh: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One position of one layer from nn.LSTM-shaped weights (`bias` = b_ih + b_hh); inputs are
+    cast to the weights' type (bf16 copies under autocast). Returns h and c, each (B, H)."""
+    gates = (nn.functional.linear(inputs.to(w_ih.dtype), w_ih, bias)
+             + nn.functional.linear(hidden.to(w_hh.dtype), w_hh))  # (B, 4H)
+    return lstm_cell(gates, cell)
+
+
 class SteppedLSTMLayer(nn.Module):
     """One direction of one LSTM layer.
 

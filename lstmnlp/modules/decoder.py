@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lstmnlp.modules.attention import Attention
-from lstmnlp.modules.cells import lstm_cell
+from lstmnlp.modules.cells import lstm_cell, lstm_step
 from lstmnlp.modules.dropout import Dropout, dropout
 
 
@@ -109,11 +109,8 @@ class AttentionDecoder(nn.Module):
             gates = projected[:, step] + nn.functional.linear(step_input, recurrent)
             hidden[0], cell[0] = lstm_cell(gates, cell[0])
             for layer in range(1, self.num_layers):
-                w_ih, w_hh, bias = weights[layer]
                 below = dropout(hidden[layer - 1], self.lstm.dropout, self.training)
-                gates = (nn.functional.linear(below.to(w_ih.dtype), w_ih, bias)
-                         + nn.functional.linear(hidden[layer].to(w_hh.dtype), w_hh))
-                hidden[layer], cell[layer] = lstm_cell(gates, cell[layer])
+                hidden[layer], cell[layer] = lstm_step(below, hidden[layer], cell[layer], *weights[layer])
             vector, weights_t = self._attend(hidden[-1][:, None], state)
             feed = vector[:, 0]
             all_vectors.append(vector)

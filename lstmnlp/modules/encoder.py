@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from lstmnlp.modules.cells import SteppedLSTMLayer, lstm_cell, reverse_padded
+from lstmnlp.modules.cells import SteppedLSTMLayer, lstm_step, reverse_padded
 from lstmnlp.modules.dropout import Dropout, dropout
 
 
@@ -173,9 +173,7 @@ class StackedLSTMEncoder(nn.Module):
             if layer > 0:  # as nn.LSTM between layers (only ever active in training mode)
                 inputs = dropout(inputs, self.lstm.dropout, self.training)
             w_ih, w_hh, b_ih, b_hh = self._layer_weights(layer, 0)
-            gates = (nn.functional.linear(inputs.to(w_ih.dtype), w_ih, b_ih)
-                     + nn.functional.linear(state.hidden[layer].to(w_hh.dtype), w_hh, b_hh))  # (B, 4H)
-            hidden, cell = lstm_cell(gates, state.cell[layer])
+            hidden, cell = lstm_step(inputs, state.hidden[layer], state.cell[layer], w_ih, w_hh, b_ih + b_hh)
             hiddens.append(hidden)
             cells.append(cell)
             inputs = hidden
