@@ -134,6 +134,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # adam | adamw | sgd
     lr: float = 2e-3
     weight_decay: float = 0.01
+    adam_beta2: float = 0.999  # Adam/AdamW second-moment decay (0.99 suits small, noisy batches)
     schedule: str = "cosine"  # constant | cosine | linear | plateau
     warmup_steps: int = 100  # linear warmup before the schedule
     min_lr_ratio: float = 0.1  # cosine/linear decay floor, as a share of lr
@@ -164,6 +165,7 @@ class TrainConfig:
                     "clip_norm", "weight_decay"):
             _check(getattr(self, key) >= 0, f"train.{key}", "must not be negative")
         _check(self.lr > 0, "train.lr", "must be positive")
+        _check(0 < self.adam_beta2 < 1, "train.adam_beta2", "must lie between 0 and 1")
         _check(self.optimizer in ("adam", "adamw", "sgd"), "train.optimizer",
                "must be one of adam, adamw, sgd")
         _check(self.schedule in ("constant", "cosine", "linear", "plateau"), "train.schedule",

@@ -14,8 +14,9 @@ import torch
 
 
 class SearchState(Protocol):
-    """A decoder state whose batch rows can be picked. A state may also offer `reorder_beams`
-    (same contract, for indices that keep each row within its sentence), which beam search uses."""
+    """A decoder state whose batch rows can be picked. A state may also offer `expand_beams(k)`
+    (each row becomes k consecutive rows) and `reorder_beams` (`select` for indices that keep each
+    row within its sentence), which beam search then uses; `select` then gets whole sentences only."""
 
     def select(self, index: torch.Tensor) -> "SearchState": ...
 
@@ -106,7 +107,7 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
     limits = (torch.full((batch,), max_lengths, dtype=torch.long) if isinstance(max_lengths, int)
               else max_lengths.cpu().long())
     rows = torch.arange(batch, device=device).repeat_interleave(beam_size)  # (B*K,)
-    state = state.select(rows)
+    state = state.expand_beams(beam_size) if hasattr(state, "expand_beams") else state.select(rows)
     prev_ids = start_ids.index_select(0, rows)
     scores = torch.full((batch, beam_size), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start equal: keep one so the first step does not duplicate

@@ -102,7 +102,8 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig,
     # of a translation step on 2 CPU cores); it needs floating-point parameters on CPU or CUDA.
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for group in groups for p in group["params"])
     adam = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return adam(groups, lr=config.lr, weight_decay=config.weight_decay, fused=fused or None)
+    return adam(groups, lr=config.lr, betas=(0.9, config.adam_beta2), weight_decay=config.weight_decay,
+                fused=fused or None)
 
 
 def lr_factor(config: TrainConfig, step: int, progress: float | None, plateau_scale: float) -> float:

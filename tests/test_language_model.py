@@ -114,6 +114,15 @@ def test_cosine_schedule_with_warmup():
     assert abs(lr_factor(config, 50, 0.5, 1.0) - 0.55) < 1e-12
 
 
+def test_optimizer_takes_configured_beta2():
+    from lstmnlp.train import make_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = make_optimizer(model, TrainConfig(optimizer="adamw", adam_beta2=0.99, weight_decay=0.1))
+    assert optimizer.param_groups[0]["betas"] == (0.9, 0.99)
+    assert optimizer.param_groups[0]["weight_decay"] == 0.1
+
+
 def test_precision_choice():
     from lstmnlp.train import use_bf16
 

@@ -91,6 +91,31 @@ def test_beam_one_is_greedy_and_batch_independent():
         assert [h.tokens for h in alone[0]] == [h.tokens for h in wide[row]]
 
 
+@pytest.mark.parametrize("input_feeding", [True, False])
+@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+def test_beam_rows_share_one_memory_row_per_sentence(input_feeding, attention):
+    """expand_beams keeps the encoder memory once per sentence; steps, reordering and dropping a
+    sentence give what copying the memory for every row gives."""
+    model = tiny_model(input_feeding, attention)
+    state, _ = encoded(model, PAIRS)
+    beams = 3
+    rows = torch.arange(len(PAIRS)).repeat_interleave(beams)
+    grouped, copied = state.expand_beams(beams), state.select(rows)
+    assert grouped.memory.size(0) == len(PAIRS) and copied.memory.size(0) == len(PAIRS) * beams
+    prev = torch.tensor([4, 5, 6, 7, 8, 4, 5, 6, 7])
+    within = torch.tensor([2, 0, 0, 3, 3, 4, 8, 6, 7])  # each row stays within its sentence
+    for _ in range(2):
+        grouped_lp, grouped = model.step(prev, grouped)
+        copied_lp, copied = model.step(prev, copied)
+        torch.testing.assert_close(grouped_lp, copied_lp, atol=1e-5, rtol=0)
+        grouped, copied = grouped.reorder_beams(within), copied.select(within)
+    keep = torch.tensor([0, 1, 2, 6, 7, 8])  # drop the middle sentence
+    grouped, copied = grouped.select(keep), copied.select(keep)
+    assert grouped.memory.size(0) == 2
+    torch.testing.assert_close(model.step(prev[keep], grouped)[0], model.step(prev[keep], copied)[0],
+                               atol=1e-5, rtol=0)
+
+
 def test_large_beam_equals_exhaustive_search_on_tiny_model():
     model = tiny_model(vocab=6)  # ordinary tokens 4, 5 plus <eos> 3 (ids 0-2 get -inf below)
     state, starts = encoded(model, [([4, 5, 4], [5])])

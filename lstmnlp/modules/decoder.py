@@ -17,25 +17,42 @@ from lstmnlp.modules.dropout import Dropout, dropout
 
 
 class DecoderState(NamedTuple):
-    """Everything a decoding step needs, as a value; `select` reorders rows for beam search."""
+    """Everything a decoding step needs, as a value; `select` reorders rows for beam search.
 
-    hidden: torch.Tensor  # (L, B, H)
-    cell: torch.Tensor  # (L, B, H)
-    feed: torch.Tensor  # (B, H) previous attentional vector (input feeding); zeros at the start
+    In beam search the R = B x G rows are G beams for each of B sentences (sentence-major), while
+    the encoder memory, keys and mask stay one row per sentence: they are equal across a
+    sentence's beams, so they are neither copied G times nor read G times by attention."""
+
+    hidden: torch.Tensor  # (L, R, H)
+    cell: torch.Tensor  # (L, R, H)
+    feed: torch.Tensor  # (R, H) previous attentional vector (input feeding); zeros at the start
     memory: torch.Tensor  # (B, S, K) encoder outputs
     projected: torch.Tensor  # (B, S, *) attention keys, precomputed
     mask: torch.Tensor  # (B, S) True at real source tokens
 
+    @property
+    def group(self) -> int:
+        """Rows per sentence (the beam size in beam search, else 1)."""
+        return self.feed.size(0) // max(self.memory.size(0), 1)
+
+    def expand_beams(self, beam_size: int) -> "DecoderState":
+        """Each row becomes `beam_size` consecutive rows; the per-sentence parts stay as they are."""
+        return self._replace(hidden=self.hidden.repeat_interleave(beam_size, dim=1),
+                             cell=self.cell.repeat_interleave(beam_size, dim=1),
+                             feed=self.feed.repeat_interleave(beam_size, dim=0))
+
     def reorder_beams(self, index: torch.Tensor) -> "DecoderState":
-        """`select` for an index that keeps every row within its sentence (beam search): the
-        encoder memory, keys and mask are equal across a sentence's beams, so they stay put."""
+        """`select` for an index that keeps every row within its sentence (beam search)."""
         return self._replace(hidden=self.hidden.index_select(1, index), cell=self.cell.index_select(1, index),
                              feed=self.feed.index_select(0, index))
 
     def select(self, index: torch.Tensor) -> "DecoderState":
+        """Rows `index`; with beams, it must pick whole sentences (all G rows of each, in order)."""
+        group = self.group
+        sentences = index if group == 1 else index.view(-1, group)[:, 0] // group
         return DecoderState(self.hidden.index_select(1, index), self.cell.index_select(1, index),
-                            self.feed.index_select(0, index), self.memory.index_select(0, index),
-                            self.projected.index_select(0, index), self.mask.index_select(0, index))
+                            self.feed.index_select(0, index), self.memory.index_select(0, sentences),
+                            self.projected.index_select(0, sentences), self.mask.index_select(0, sentences))
 
 
 class AttentionDecoder(nn.Module):
@@ -152,6 +169,11 @@ class AttentionDecoder(nn.Module):
         return torch.cat(all_vectors, dim=1), torch.cat(all_weights, dim=1), state
 
     def _attend(self, outputs: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
-        contexts, weights = self.attention(outputs, state.memory, state.projected, state.mask)  # (B, T, K)
+        """Attention with `outputs` (R, T, H) as queries, then the attentional vectors (R, T, H).
+        A sentence's G beam rows attend as G x T queries of that sentence's one memory row."""
+        rows, steps, group = outputs.size(0), outputs.size(1), state.group
+        queries = outputs.reshape(rows // group, group * steps, -1)  # (B, G*T, H)
+        contexts, weights = self.attention(queries, state.memory, state.projected, state.mask)  # (B, G*T, K)
+        contexts, weights = contexts.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
         vectors = torch.tanh(self.combine(torch.cat([contexts, outputs], dim=-1)))  # (B, T, H)
         return self.output_dropout(vectors), weights
