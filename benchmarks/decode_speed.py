@@ -23,6 +23,7 @@ import torch
 
 from lstmnlp.checkpoint import load_run
 from lstmnlp.data import read_lines
+from lstmnlp.errors import UserError
 from lstmnlp.language_modeling import generate_text
 from lstmnlp.metrics import bleu_and_chrf
 from lstmnlp.quantize import quantize_int8
@@ -97,4 +98,7 @@ def time_translation(args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as error:  # a missing run or file: one line, not a traceback
+        raise SystemExit(f"error: {error}")
