@@ -175,5 +175,5 @@ class AttentionDecoder(nn.Module):
         queries = outputs.reshape(rows // group, group * steps, -1)  # (B, G*T, H)
         contexts, weights = self.attention(queries, state.memory, state.projected, state.mask)  # (B, G*T, K)
         contexts, weights = contexts.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
-        vectors = torch.tanh(self.combine(torch.cat([contexts, outputs], dim=-1)))  # (B, T, H)
+        vectors = torch.tanh(self.combine(torch.cat([contexts, outputs], dim=-1)))  # (R, T, H)
         return self.output_dropout(vectors), weights
