@@ -11,7 +11,7 @@ alternating rounds so that machine noise hits them alike:
 The ratio lstmnlp / bare is what the rest of the pipeline costs (goal: at least 0.9).
 
     python benchmarks/train_throughput.py [--task lm|seq2seq|classifier|all] [--steps 30] [--rounds 2]
-        [--precision bf16|fp32] [--data ../shared/data] [--device cpu|cuda] [--peephole]
+        [--precision auto|bf16|fp32] [--data ../shared/data] [--device cpu|cuda] [--peephole]
 
 Tasks and shapes:
   lm          recipes/char-lm-shakespeare.yaml: embedding 128, LSTM 2x512, 64 streams x the recipe's bptt
@@ -47,7 +47,7 @@ from lstmnlp.config import ExperimentConfig, load_config  # noqa: E402
 from lstmnlp.data import LoadReport  # noqa: E402
 from lstmnlp.models import build_model  # noqa: E402
 from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer  # noqa: E402
-from lstmnlp.train import Trainer  # noqa: E402
+from lstmnlp.train import Trainer, native_bf16  # noqa: E402
 
 
 # ---------------------------------------------------------------- bare models (same shapes)
@@ -270,11 +270,14 @@ def main() -> None:
     parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
     parser.add_argument("--steps", type=int, default=30, help="timed batches per loop")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is kept")
-    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="auto: bf16 where the hardware has it natively, else fp32")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
     parser.add_argument("--peephole", action="store_true", help="lm: also time the peephole (stepped) cell")
     parser.add_argument("--device", type=torch.device, default=torch.device("cpu"), help="cpu or cuda")
     args = parser.parse_args()
+    if args.precision == "auto":
+        args.precision = "bf16" if native_bf16(args.device) else "fp32"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}")
     for name in (TASKS if args.task == "all" else [args.task]):
         run_task(name, args)

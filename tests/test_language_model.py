@@ -124,9 +124,27 @@ def test_optimizer_takes_configured_beta2():
 
 
 def test_precision_choice():
-    from lstmnlp.train import use_bf16
+    from lstmnlp.train import native_bf16, use_bf16
 
     cpu = torch.device("cpu")
-    assert use_bf16("bf16", cpu) and not use_bf16("fp32", cpu)
     native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    assert use_bf16("auto", cpu) == native
+    assert native_bf16(cpu) == native and use_bf16("auto", cpu) == native
+    assert not use_bf16("fp32", cpu)
+    if native:
+        assert use_bf16("bf16", cpu)
+
+
+def test_bf16_refused_on_a_cpu_without_it(monkeypatch, tmp_path):
+    """oneDNN's LSTM kernel cannot run bf16 on, say, an AVX2-only CPU: one clear line, exit 2."""
+    from typer.testing import CliRunner
+
+    from lstmnlp import train
+    from lstmnlp.cli import app
+
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    assert not train.use_bf16("auto", torch.device("cpu"))
+    result = CliRunner().invoke(app, ["train", "--set", "train.precision=bf16", "--set", "train.max_steps=1",
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "no native bf16" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
