@@ -92,8 +92,10 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
     """Beam search over all rows and beams at once.
 
     Hypotheses that end in `eos_id` are kept aside; a row is done once it holds `beam_size`
-    of them, or when it reaches its max length (its live beams are then finished as they are).
-    With `eos_id=None` every hypothesis runs to its max length.
+    of them, once no live beam can still beat its `nbest` best (log-probabilities only fall, so
+    a live beam ends at best at its score over the largest length penalty; an exact stop, the
+    results are those of searching on), or when it reaches its max length (its live beams are
+    then finished as they are). With `eos_id=None` every hypothesis runs to its max length.
 
     Args:
         state: the state for the B rows of `start_ids` (B,); it is expanded to B*K rows here.
@@ -115,11 +117,15 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     done = [False] * batch
     active = list(range(batch))  # the rows still searched; tensors hold A = len(active) rows of K beams
+    largest_penalty = [length_penalty(int(limit) + 1, alpha) for limit in limits]  # <eos> included
     for length in range(int(limits.max()) + 1):
+        best_live = scores.max(dim=1).values.tolist()  # (A,)
         for index, row in enumerate(active):
             if not done[row] and length >= int(limits[row]):
                 _finish_alive(finished[row], history, scores, index, beam_size, alpha)
                 done[row] = True
+            elif not done[row] and len(finished[row]) >= nbest:
+                done[row] = _cannot_be_beaten(finished[row], nbest, best_live[index] / largest_penalty[row])
         active, scores, history, prev_ids, state = _drop_done(active, done, beam_size, scores, history,
                                                               prev_ids, state)
         if not active:
@@ -160,6 +166,13 @@ def _drop_done(active: list[int], done: list[bool], beam_size: int, scores: torc
         state = state.select(beams)
     return ([active[i] for i in keep], scores.index_select(0, index), history.index_select(0, beams),
             prev_ids.index_select(0, beams), state)
+
+
+def _cannot_be_beaten(hypotheses: list[Hypothesis], nbest: int, live_bound: float) -> bool:
+    """Whether the `nbest` best distinct finished hypotheses all score at least `live_bound`,
+    the best normalized score any live beam could still reach."""
+    best = _best_distinct(hypotheses, nbest)
+    return len(best) == nbest and best[-1].normalized_score >= live_bound
 
 
 def _finish_alive(bucket: list[Hypothesis], history: torch.Tensor, scores: torch.Tensor, row: int,

@@ -142,3 +142,34 @@ def test_sampling_is_reproducible_with_a_seed():
     assert torch.equal(draws[0], draws[1])
     other = sample(step, state, ids, max_tokens=10, generator=torch.Generator().manual_seed(6))
     assert not torch.equal(draws[0], other)
+
+
+def test_exact_stop_gives_the_results_of_searching_on_in_fewer_steps(monkeypatch):
+    """A row stops once no live beam can beat its n best finished hypotheses: the same n-best as
+    searching until K hypotheses have ended, for any length penalty, with fewer steps."""
+    from lstmnlp import search
+
+    torch.manual_seed(3)
+    weights = torch.randn(8, 8) * 2
+    calls = []
+
+    def step(prev_ids, state):
+        calls.append(prev_ids.numel())
+        tokens = torch.cat([state.tokens, prev_ids[:, None]], dim=1)
+        eos_bonus = 1.0 * (torch.arange(8) == EOS)  # ends are likely: rows finish at varied lengths
+        return torch.log_softmax(weights[prev_ids] + eos_bonus, -1), Prefix(tokens)
+
+    ids = torch.arange(1, 7)
+    for alpha, nbest in ((0.0, 1), (1.0, 1), (0.6, 3)):
+        def run():
+            calls.clear()
+            state, _ = start(6)
+            found = beam_search(step, state, ids, beam_size=4, max_lengths=12, eos_id=EOS, alpha=alpha, nbest=nbest)
+            return [[(h.tokens, round(h.score, 5)) for h in row] for row in found], sum(calls)
+
+        stopped, stopped_rows = run()
+        with monkeypatch.context() as patch:
+            patch.setattr(search, "_cannot_be_beaten", lambda *args: False)
+            searched_on, searched_rows = run()
+        assert stopped == searched_on
+        assert stopped_rows < searched_rows if nbest == 1 else stopped_rows <= searched_rows
