@@ -33,6 +33,22 @@ def test_attention_ignores_padding(kind):
     torch.testing.assert_close(contexts2[1], contexts[1])
 
 
+@pytest.mark.parametrize("grad", [True, False])
+def test_additive_attention_is_the_textbook_formula(grad):
+    """2 v^T sigmoid(2x) differs from v^T tanh(x) by sum(v) per query: the same weights."""
+    torch.manual_seed(1)
+    attention = Attention("bahdanau", query_size=6, key_size=7, attention_size=5)
+    keys, query = torch.randn(2, 4, 7), torch.randn(2, 3, 6)
+    mask = torch.tensor([[True, True, True, True], [True, True, True, False]])
+    energy = attention.energy(torch.tanh(attention.query_layer(query)[:, :, None]
+                                         + attention.key_layer(keys)[:, None])).squeeze(-1)
+    expected = torch.softmax(energy.masked_fill(~mask[:, None], float("-inf")), dim=-1)
+    with torch.set_grad_enabled(grad):
+        contexts, weights = attention(query, keys, attention.project_keys(keys), mask)
+    torch.testing.assert_close(weights, expected)
+    torch.testing.assert_close(contexts, torch.bmm(expected, keys))
+
+
 def tiny_model(input_feeding=True, attention="bahdanau", vocab=9) -> Seq2SeqModel:
     torch.manual_seed(0)
     config = ModelConfig(embedding_dim=8, hidden_size=6, num_layers=2, bidirectional=True, dropout=0.0,
