@@ -143,6 +143,7 @@ def bench_joeynmt(args) -> dict[str, dict]:
         results[f"{search}_seconds"] = timed([python, "-m", "joeynmt", "translate", work / config],
                                              stdin=data / "test2016.de", stdout=output)
         results[f"{search}_score"] = score(output, data / "test2016.en")
+        results[f"{search}_words"] = _words(output)
     theirs = results
 
     run_dir = args.work / "lstmnlp-de-en"
@@ -158,6 +159,7 @@ def bench_joeynmt(args) -> dict[str, dict]:
         ours[f"{search}_seconds"] = timed([PYTHON, "-m", "lstmnlp", "translate", run_dir, "--beam-size", beam,
                                            "--batch-size", 64], stdin=data / "test2016.de", stdout=output)
         ours[f"{search}_score"] = score(output, data / "test2016.en")
+        ours[f"{search}_words"] = _words(output)
 
     print(f"\nJoeyNMT 2.3.0 vs lstmnlp, Multi30k de->en, {args.minutes} min of training each "
           f"(lstmnlp overrides: {' '.join(args.lstmnlp_set) or 'none'})")
@@ -167,10 +169,23 @@ def bench_joeynmt(args) -> dict[str, dict]:
         sentences = sum(1 for _ in (data / "test2016.de").open(encoding="utf-8"))
         _row(f"test2016 {search} sentences/s (whole process)", sentences / theirs[f"{search}_seconds"],
              sentences / ours[f"{search}_seconds"])
+        _row(f"test2016 {search} output words/s", theirs[f"{search}_words"] / theirs[f"{search}_seconds"],
+             ours[f"{search}_words"] / ours[f"{search}_seconds"])
         for metric in ("bleu", "chrf"):
             print(f"{'test2016 ' + search + ' ' + metric.upper():44} {theirs[f'{search}_score'][metric]:12.2f} "
                   f"{ours[f'{search}_score'][metric]:12.2f}")
+    reference = _words(data / "test2016.en")
+    for search in ("beam5", "greedy"):
+        lengths = theirs[f"{search}_words"], ours[f"{search}_words"]
+        print(f"test2016 {search} output words: JoeyNMT {lengths[0]:,}, lstmnlp {lengths[1]:,} (references {reference:,})")
+        if max(lengths) > 1.25 * min(lengths):  # an undertrained model repeats itself up to the length limit
+            print(f"  the {search} outputs differ in length by more than 25 %: their sentences/s are not comparable; "
+                  "train longer (--minutes) for a fair decoding figure")
     return {"joeynmt": theirs, "lstmnlp": ours}
+
+
+def _words(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").split())
 
 
 # ---------------------------------------------------------------- fastai
