@@ -27,7 +27,7 @@ from lstmnlp.errors import UserError
 from lstmnlp.language_modeling import generate_text
 from lstmnlp.metrics import bleu_and_chrf
 from lstmnlp.quantize import quantize_int8
-from lstmnlp.train import native_bf16
+from lstmnlp.precision import native_bf16
 from lstmnlp.translation import translate_lines
 
 SETTINGS = [("greedy", 1, 64), ("greedy", 1, 1), ("beam 5", 5, 64), ("beam 5", 5, 1)]

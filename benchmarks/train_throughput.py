@@ -47,7 +47,8 @@ from lstmnlp.config import ExperimentConfig, load_config  # noqa: E402
 from lstmnlp.data import LoadReport  # noqa: E402
 from lstmnlp.models import build_model  # noqa: E402
 from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer  # noqa: E402
-from lstmnlp.train import Trainer, native_bf16  # noqa: E402
+from lstmnlp.precision import native_bf16  # noqa: E402
+from lstmnlp.train import Trainer  # noqa: E402
 
 
 # ---------------------------------------------------------------- bare models (same shapes)

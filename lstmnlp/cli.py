@@ -79,7 +79,7 @@ def train(
         from lstmnlp.language_modeling import train_language_model as train_task
     if cv and config.task != "classify":
         raise UserError("--cv is for classification recipes (task: classify)")
-    from lstmnlp.train import pick_device, use_bf16
+    from lstmnlp.precision import pick_device, use_bf16
 
     use_bf16(config.train.precision, pick_device(config.train.device))  # refused before a run directory exists
     from lstmnlp.distributed import init_world

@@ -76,7 +76,7 @@ def decode_in_bf16(precision: str, beam_size: int, batch_size: int, device) -> b
     """`--precision`: bf16 autocast pays for beam search over batches (1.28x, beam 5 at batch 64,
     BLEU -0.08 on Multi30k) and costs for greedy search or batch 1 (0.69-0.79x), so `auto` uses it
     only there, and only where the hardware has native bf16."""
-    from lstmnlp.train import use_bf16
+    from lstmnlp.precision import use_bf16
 
     if precision == "auto" and (beam_size < 2 or batch_size < 16):
         return False

@@ -20,7 +20,8 @@ import torch
 from lstmnlp import checkpoint
 from lstmnlp.config import TrainConfig
 from lstmnlp.distributed import World, any_rank, barrier, wrap
-from lstmnlp.errors import Interrupted, UserError
+from lstmnlp.errors import Interrupted
+from lstmnlp.precision import pick_device, use_bf16
 from lstmnlp.train_state import (EXIT_CODES, MetricsLog, StopSignals, capture_rng, cut_metrics, load_state,
                                  peak_rss_mb, restore_rng)
 
@@ -66,34 +67,6 @@ def start_training(config: TrainConfig, *, rank: int = 0) -> torch.device:
     if config.threads:
         torch.set_num_threads(config.threads)
     return pick_device(config.device)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether the hardware computes bf16 natively: AVX-512 BF16 or AMX CPUs, bf16 GPUs."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    cpu = torch.cpu
-    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(check() for check in checks if check is not None)
-
-
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether to autocast to bf16: always for `bf16`; for `auto`, only where the hardware has
-    native bf16; elsewhere emulation would be slower. `bf16` on a CPU without it is refused:
-    PyTorch's fused LSTM kernel (oneDNN) cannot run bf16 there at all."""
-    if precision == "fp32":
-        return False
-    native = native_bf16(device)
-    if precision == "bf16" and device.type == "cpu" and not native:
-        raise UserError("precision bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), and "
-                        "PyTorch's LSTM kernel cannot run bf16 without it; use auto or fp32")
-    return precision == "bf16" or native
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig,

@@ -117,7 +117,7 @@ def test_translate_int8(tiny_mt_run):
 
 def test_auto_precision_uses_bf16_only_for_batched_beam_search():
     from lstmnlp.cli_translate import decode_in_bf16
-    from lstmnlp.train import use_bf16
+    from lstmnlp.precision import use_bf16
     cpu = torch.device("cpu")
     assert not decode_in_bf16("auto", 1, 64, cpu) and not decode_in_bf16("auto", 5, 1, cpu)
     assert decode_in_bf16("auto", 5, 64, cpu) == use_bf16("auto", cpu)

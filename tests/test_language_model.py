@@ -124,7 +124,7 @@ def test_optimizer_takes_configured_beta2():
 
 
 def test_precision_choice():
-    from lstmnlp.train import native_bf16, use_bf16
+    from lstmnlp.precision import native_bf16, use_bf16
 
     cpu = torch.device("cpu")
     native = bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
@@ -138,11 +138,11 @@ def test_bf16_refused_on_a_cpu_without_it(monkeypatch, tmp_path):
     """oneDNN's LSTM kernel cannot run bf16 on, say, an AVX2-only CPU: one clear line, exit 2."""
     from typer.testing import CliRunner
 
-    from lstmnlp import train
+    from lstmnlp import precision
     from lstmnlp.cli import app
 
-    monkeypatch.setattr(train, "native_bf16", lambda device: False)
-    assert not train.use_bf16("auto", torch.device("cpu"))
+    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
+    assert not precision.use_bf16("auto", torch.device("cpu"))
     result = CliRunner().invoke(app, ["train", "--set", "train.precision=bf16", "--set", "train.max_steps=1",
                                       "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
