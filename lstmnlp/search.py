@@ -106,8 +106,7 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         For each row, up to `nbest` distinct hypotheses, best first.
     """
     batch, device = start_ids.size(0), start_ids.device
-    limits = (torch.full((batch,), max_lengths, dtype=torch.long) if isinstance(max_lengths, int)
-              else max_lengths.cpu().long())
+    limit_of = [max_lengths] * batch if isinstance(max_lengths, int) else [int(n) for n in max_lengths.tolist()]
     rows = torch.arange(batch, device=device).repeat_interleave(beam_size)  # (B*K,)
     state = state.expand_beams(beam_size) if hasattr(state, "expand_beams") else state.select(rows)
     prev_ids = start_ids.index_select(0, rows)
@@ -117,14 +116,15 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     done = [False] * batch
     active = list(range(batch))  # the rows still searched; tensors hold A = len(active) rows of K beams
-    largest_penalty = [length_penalty(int(limit) + 1, alpha) for limit in limits]  # <eos> included
-    for length in range(int(limits.max()) + 1):
-        best_live = scores.max(dim=1).values.tolist()  # (A,)
+    largest_penalty = [length_penalty(limit + 1, alpha) for limit in limit_of]  # <eos> included
+    for length in range(max(limit_of) + 1):
+        best_live = None  # (A,) best live score per row, read only once some row could stop early
         for index, row in enumerate(active):
-            if not done[row] and length >= int(limits[row]):
+            if not done[row] and length >= limit_of[row]:
                 _finish_alive(finished[row], history, scores, index, beam_size, alpha)
                 done[row] = True
             elif not done[row] and len(finished[row]) >= nbest:
+                best_live = scores.max(dim=1).values.tolist() if best_live is None else best_live
                 done[row] = _cannot_be_beaten(finished[row], nbest, best_live[index] / largest_penalty[row])
         active, scores, history, prev_ids, state = _drop_done(active, done, beam_size, scores, history,
                                                               prev_ids, state)
