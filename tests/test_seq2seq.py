@@ -7,6 +7,7 @@ from torch import nn
 from lstmnlp.config import ModelConfig
 from lstmnlp.models.outputs import smoothed_cross_entropy
 from lstmnlp.models.seq2seq import Seq2SeqModel
+from lstmnlp.modules import additive_scores as additive_scores_module
 from lstmnlp.modules.attention import Attention
 from lstmnlp.search import beam_search, sample
 from lstmnlp.translation import collate
@@ -47,6 +48,19 @@ def test_additive_attention_is_the_textbook_formula(grad):
         contexts, weights = attention(query, keys, attention.project_keys(keys), mask)
     torch.testing.assert_close(weights, expected)
     torch.testing.assert_close(contexts, torch.bmm(expected, keys))
+
+
+@pytest.mark.parametrize("slice_elements", [1, 10**6])
+def test_additive_scores_gradcheck_in_slices(monkeypatch, slice_elements):
+    """The hand-written backward against finite differences, sliced one row at a time or not."""
+    monkeypatch.setattr(additive_scores_module, "SLICE_ELEMENTS", slice_elements)
+    torch.manual_seed(2)
+    query = torch.randn(3, 4, 5, dtype=torch.double, requires_grad=True)
+    keys = torch.randn(3, 6, 5, dtype=torch.double, requires_grad=True)
+    energy = torch.randn(5, dtype=torch.double, requires_grad=True)
+    expected = torch.sigmoid(query[:, :, None] + keys[:, None]) @ energy
+    torch.testing.assert_close(additive_scores_module.additive_scores(query, keys, energy), expected)
+    assert torch.autograd.gradcheck(additive_scores_module.additive_scores, (query, keys, energy))
 
 
 def tiny_model(input_feeding=True, attention="bahdanau", vocab=9) -> Seq2SeqModel:
