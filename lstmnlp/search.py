@@ -1,7 +1,8 @@
 """Sampling, greedy and beam search, written once for every model.
 
-Search sees only a step function, `step(prev_ids (B,), state) -> (log_probs (B, V), state)`, and
-a state with `select(index)` for reordering rows (after OpenNMT-py's `advance`/`map_state`).
+Search sees only a step function, `step(prev_ids (B,), state) -> (log_probs (B, V), state)`
+(a fresh tensor: beam search adds to it in place), and a state with `select(index)` for
+reordering rows (after OpenNMT-py's `advance`/`map_state`).
 Greedy is sampling at temperature 0. Shapes: B batch, K beam, V vocabulary.
 """
 
@@ -132,7 +133,8 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
             break
         log_probs, state = step(prev_ids, state)  # (A*K, V)
         count, vocab = len(active), log_probs.size(-1)
-        totals = (scores.view(-1, 1) + log_probs.float()).view(count, beam_size * vocab)  # (A, K*V)
+        # In place on the step's own fresh output: one (A*K, V) buffer less per step.
+        totals = log_probs.float().add_(scores.view(-1, 1)).view(count, beam_size * vocab)  # (A, K*V)
         top_scores, top_index = totals.topk(min(2 * beam_size, totals.size(1)), dim=-1)  # (A, 2K)
         top_beams, top_tokens = top_index // vocab, top_index % vocab
         is_eos = (top_tokens == eos_id) if eos_id is not None else torch.zeros_like(top_tokens, dtype=torch.bool)
