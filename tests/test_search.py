@@ -3,7 +3,8 @@ from typing import NamedTuple
 
 import torch
 
-from lstmnlp.search import beam_search, filter_log_probs, length_penalty, sample
+from lstmnlp import search as search_module
+from lstmnlp.search import beam_search, filter_log_probs, length_penalty, sample, top_k
 
 
 class Prefix(NamedTuple):
@@ -173,3 +174,41 @@ def test_exact_stop_gives_the_results_of_searching_on_in_fewer_steps(monkeypatch
             searched_on, searched_rows = run()
         assert stopped == searched_on
         assert stopped_rows < searched_rows if nbest == 1 else stopped_rows <= searched_rows
+
+
+def test_two_stage_top_k_equals_topk():
+    """Block maxima first, then a search of the chosen blocks: the same values and indices,
+    also when the width is not a multiple of the block and rows hold -inf."""
+    torch.manual_seed(3)
+    for width in (40_000, 12_345):
+        values = torch.randn(6, width) * 3
+        values[1, :width // 2] = float("-inf")
+        values[2, 7_000:7_010] += 50.0  # the best all in one block
+        expected = values.topk(10, dim=-1)
+        found_values, found_index = top_k(values, 10)
+        assert torch.equal(found_values, expected.values)
+        assert torch.equal(found_index, expected.indices)
+
+
+def test_beam_search_over_a_large_vocabulary_matches_one_stage_top_k(monkeypatch):
+    """Beam 5 over 2,000 tokens (top-k over 10,000 candidates per sentence takes two stages):
+    the same hypotheses as with plain `topk`, each scored by the sum of its log-probabilities."""
+    torch.manual_seed(4)
+    vocab = 2_000
+    weights = torch.randn(vocab, vocab) * 3
+
+    def step(prev_ids, state):
+        tokens = torch.cat([state.tokens, prev_ids[:, None]], dim=1)
+        return torch.log_softmax(weights[prev_ids], -1), Prefix(tokens)
+
+    ids = torch.tensor([1, 2, 3])
+    search = lambda: beam_search(step, start(3)[0], ids, beam_size=5, max_lengths=4, eos_id=EOS,  # noqa: E731
+                                 alpha=1.0, nbest=3)
+    two_stage = search()
+    monkeypatch.setattr(search_module, "top_k", lambda values, k: values.topk(k, dim=-1))
+    assert search() == two_stage
+    for row, hypotheses in enumerate(two_stage):
+        for hypothesis in hypotheses:
+            path = [int(ids[row])] + hypothesis.tokens + ([EOS] if len(hypothesis.tokens) < 4 else [])
+            total = sum(float(torch.log_softmax(weights[a], -1)[b]) for a, b in zip(path, path[1:]))
+            assert abs(total - hypothesis.score) < 1e-3
