@@ -140,6 +140,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # cosine/linear decay floor, as a share of lr
     plateau_factor: float = 0.5  # reduce-on-plateau multiplier
     clip_norm: float = 1.0  # gradient clipping by global norm; 0 turns it off
+    average_decay: float = 0.0  # > 0 (e.g. 0.999): validate and save an exponential moving average of
+    #                            the weights (Polyak averaging; OpenNMT-py's average_decay); 0 = off
     seed: int = 1234
     max_epochs: int = 0  # 0 = no limit
     max_steps: int = 0  # 0 = no limit
@@ -166,6 +168,7 @@ class TrainConfig:
             _check(getattr(self, key) >= 0, f"train.{key}", "must not be negative")
         _check(self.lr > 0, "train.lr", "must be positive")
         _check(0 < self.adam_beta2 < 1, "train.adam_beta2", "must lie between 0 and 1")
+        _check(0 <= self.average_decay < 1, "train.average_decay", "must lie in [0, 1)")
         _check(self.optimizer in ("adam", "adamw", "sgd"), "train.optimizer",
                "must be one of adam, adamw, sgd")
         _check(self.schedule in ("constant", "cosine", "linear", "plateau"), "train.schedule",

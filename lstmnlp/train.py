@@ -10,6 +10,7 @@ import math
 import random
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from lstmnlp import checkpoint
+from lstmnlp.averaging import WeightAverage
 from lstmnlp.config import TrainConfig
 from lstmnlp.distributed import World, any_rank, barrier, wrap
 from lstmnlp.errors import Interrupted
@@ -152,14 +154,17 @@ class Trainer:
         self.last_train_record: dict[str, Any] = {}
         self.position = Position()
         self.carry: Any = None  # recurrent state carried between batches (truncated BPTT)
+        self.average: WeightAverage | None = None  # train.average_decay > 0: validated and saved weights
 
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train until a budget, early stopping or a signal; with `resume`, continue from the
         run's last checkpoint (weights, optimizer, RNG streams, data position, early stopping)."""
+        self.model.to(self.device).train()
+        if self.config.average_decay:
+            self.average = WeightAverage(self.model, self.config.average_decay)
         if resume:
             self._restore()
         config, model, position = self.config, self.model, self.position
-        model.to(self.device).train()
         self.compute_loss = wrap(model, self.world, self.device)
         started = time.perf_counter() - position.elapsed_s
         stop_reason, last_validated = "", position.step if resume else -1
@@ -227,6 +232,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.average is not None:
+            self.average.update()
         return output
 
     def _set_lr(self, step: int, elapsed: float) -> None:
@@ -247,7 +254,7 @@ class Trainer:
     def _validate(self, window_loss: float, window_count: int) -> bool:
         """Validate, log, keep the best weights, checkpoint; True when early stopping says stop."""
         step = self.position.step
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with self._averaged(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             metrics = self.validate()
         self.model.train()
         value = metrics[self.metric]
@@ -262,7 +269,8 @@ class Trainer:
             self.best_value, self.best_step, self.best_metrics = value, step, dict(metrics)
             self.bad_validations = 0
             if self.world.is_main:
-                checkpoint.save_weights(self.model, self.run_dir / checkpoint.BEST_WEIGHTS)
+                with self._averaged():
+                    checkpoint.save_weights(self.model, self.run_dir / checkpoint.BEST_WEIGHTS)
         else:
             self.bad_validations += 1
             if self.config.schedule == "plateau":
@@ -276,7 +284,8 @@ class Trainer:
         """Last weights and the whole trainer state, each written atomically (by rank 0)."""
         if not self.world.is_main:
             return
-        checkpoint.save_weights(self.model, self.run_dir / checkpoint.LAST_WEIGHTS)
+        with self._averaged():
+            checkpoint.save_weights(self.model, self.run_dir / checkpoint.LAST_WEIGHTS)
         if self.config.keep_last:
             checkpoint.keep_step_copy(self.run_dir, self.position.step, self.config.keep_last)
         position = self.position
@@ -288,7 +297,8 @@ class Trainer:
             "carry": None if self.carry is None else tuple(self.carry), "rng": capture_rng(),
             # The weights again, inside the same atomic file: a kill between writing last.safetensors
             # and this file must not pair new weights with an old optimizer and position.
-            "model": self.model.state_dict()},
+            "model": self.model.state_dict(),
+            "average": None if self.average is None else self.average.state()},
             self.run_dir / checkpoint.TRAINER_STATE)
         if self.meta is not None:
             checkpoint.write_meta(self.run_dir, {**self.meta, "step": position.step, "best_step": self.best_step,
@@ -304,8 +314,18 @@ class Trainer:
         self.plateau_scale = state["plateau_scale"]
         self.carry = None if state["carry"] is None else tuple(t.to(self.device) for t in state["carry"])
         restore_rng(state["rng"])
+        if self.average is not None:
+            # A run that averaged resumes its average; one that did not starts it from the weights.
+            if state.get("average") is not None:
+                self.average.load(state["average"])
+            else:
+                self.average = WeightAverage(self.model, self.config.average_decay)
         if self.world.is_main:
             cut_metrics(self.run_dir / checkpoint.METRICS, self.position.step)
+
+    def _averaged(self):
+        """Inside: the model holds the averaged weights (train.average_decay), else its own."""
+        return self.average.applied() if self.average is not None else nullcontext()
 
     def _stop_for(self, received: signal.Signals) -> None:
         """Checkpoint after a signal and leave through `Interrupted`."""

@@ -49,16 +49,17 @@ def steps_logged(out):
     return ([r["step"] for r in records if r["event"] == "train"], [r["step"] for r in records if r["event"] == "valid"])
 
 
-def test_killed_run_resumes_to_identical_weights(shakespeare_slice, tmp_path):
-    straight = run_cli(*lm_args(shakespeare_slice, tmp_path / "straight"))
+@pytest.mark.parametrize("extra", [[], ["--set", "train.average_decay=0.99"]], ids=["plain", "averaged"])
+def test_killed_run_resumes_to_identical_weights(shakespeare_slice, tmp_path, extra):
+    straight = run_cli(*lm_args(shakespeare_slice, tmp_path / "straight", *extra))
     assert straight.returncode == 0, straight.stderr
-    process = start(lm_args(shakespeare_slice, tmp_path / "killed"))
+    process = start(lm_args(shakespeare_slice, tmp_path / "killed", *extra))
     wait_for_checkpoint(tmp_path / "killed", 40, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     resumed_from = torch.load(tmp_path / "killed" / "trainer_state.pt", weights_only=True)["step"]
     assert 40 <= resumed_from < 300
-    again = run_cli(*lm_args(shakespeare_slice, tmp_path / "killed", "--resume"))
+    again = run_cli(*lm_args(shakespeare_slice, tmp_path / "killed", *extra, "--resume"))
     assert again.returncode == 0, again.stderr
     expected, actual = load_file(tmp_path / "straight" / "last.safetensors"), load_file(tmp_path / "killed" / "last.safetensors")
     assert expected.keys() == actual.keys()
