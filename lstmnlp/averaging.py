@@ -15,7 +15,7 @@ class WeightAverage:
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         self.decay = decay
-        self.parameters = [parameter for parameter in model.parameters()]
+        self.parameters = list(model.parameters())
         self.average = [parameter.detach().clone() for parameter in self.parameters]
 
     @torch.no_grad()
