@@ -6,6 +6,7 @@ steps, seconds), validation, early stopping, the best/last checkpoints and metri
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import signal
@@ -21,6 +22,7 @@ import torch
 from lstmnlp import checkpoint
 from lstmnlp.averaging import WeightAverage
 from lstmnlp.config import TrainConfig
+from lstmnlp.device_batches import one_ahead, to_device
 from lstmnlp.distributed import World, any_rank, barrier, wrap
 from lstmnlp.errors import Interrupted
 from lstmnlp.precision import pick_device, use_bf16
@@ -145,6 +147,7 @@ class Trainer:
         self.optimizer = make_optimizer(model, config, lr_scales)
         self.bf16 = use_bf16(config.precision, self.device)
         self.log = MetricsLog(self.run_dir / checkpoint.METRICS, enabled=self.world.is_main)
+        self.move_batch = to_device(self.device)  # CUDA: pinned memory, non-blocking copies
         self.compute_loss: Callable = model.loss  # model.loss, or its DistributedDataParallel wrapper
         self.best_value: float | None = None
         self.best_step = 0
@@ -175,9 +178,9 @@ class Trainer:
                 if config.max_epochs and position.epoch >= config.max_epochs:
                     stop_reason = "max_epochs"
                     break
-                for index, batch in enumerate(self.train_batches(position.epoch)):
-                    if index < position.batch:
-                        continue  # trained on before the checkpoint this run resumed from
+                # Batches trained on before the checkpoint this run resumed from are skipped.
+                remaining = itertools.islice(self.train_batches(position.epoch), position.batch, None)
+                for index, batch in enumerate(one_ahead(remaining, self.move_batch), start=position.batch):
                     self._set_lr(position.step, time.perf_counter() - started)
                     output = self._train_step(batch, self.carry, position.step)
                     self.carry = output.carry.detach() if output.carry is not None else None
@@ -221,7 +224,6 @@ class Trainer:
                            self.best_metrics, total_tokens / max(time.perf_counter() - process_start, 1e-9))
 
     def _train_step(self, batch, carry, step: int):
-        batch = type(batch)(*(t.to(self.device, non_blocking=True) for t in batch))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             output = self.compute_loss(batch, carry)
         output.loss.backward()
