@@ -163,10 +163,11 @@ class Trainer:
         """Train until a budget, early stopping or a signal; with `resume`, continue from the
         run's last checkpoint (weights, optimizer, RNG streams, data position, early stopping)."""
         self.model.to(self.device).train()
-        if self.config.average_decay:
+        saved_average = self._restore() if resume else None
+        if self.config.average_decay:  # a run that averaged resumes its average, another starts one
             self.average = WeightAverage(self.model, self.config.average_decay)
-        if resume:
-            self._restore()
+            if saved_average is not None:
+                self.average.load(saved_average)
         config, model, position = self.config, self.model, self.position
         self.compute_loss = wrap(model, self.world, self.device)
         started = time.perf_counter() - position.elapsed_s
@@ -256,12 +257,15 @@ class Trainer:
     def _validate(self, window_loss: float, window_count: int) -> bool:
         """Validate, log, keep the best weights, checkpoint; True when early stopping says stop."""
         step = self.position.step
-        with self._averaged(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            metrics = self.validate()
+        with self._averaged():  # validated and kept as best: the averaged weights, if any
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                metrics = self.validate()
+            value = metrics[self.metric]
+            improved = self.best_value is None or (value > self.best_value if self.higher_is_better
+                                                   else value < self.best_value)
+            if improved and self.world.is_main:
+                checkpoint.save_weights(self.model, self.run_dir / checkpoint.BEST_WEIGHTS)
         self.model.train()
-        value = metrics[self.metric]
-        improved = self.best_value is None or (value > self.best_value if self.higher_is_better
-                                               else value < self.best_value)
         record = {"event": "valid", "step": step, "elapsed_s": round(self.position.elapsed_s, 3),
                   "train_loss": (window_loss / window_count if window_count
                                  else self.last_train_record.get("train_loss")),
@@ -270,9 +274,6 @@ class Trainer:
         if improved:
             self.best_value, self.best_step, self.best_metrics = value, step, dict(metrics)
             self.bad_validations = 0
-            if self.world.is_main:
-                with self._averaged():
-                    checkpoint.save_weights(self.model, self.run_dir / checkpoint.BEST_WEIGHTS)
         else:
             self.bad_validations += 1
             if self.config.schedule == "plateau":
@@ -306,7 +307,8 @@ class Trainer:
             checkpoint.write_meta(self.run_dir, {**self.meta, "step": position.step, "best_step": self.best_step,
                                                  "best_metrics": self.best_metrics})
 
-    def _restore(self) -> None:
+    def _restore(self) -> list[torch.Tensor] | None:
+        """Load the run's last checkpoint; returns its weight average (None if it kept none)."""
         state = load_state(self.run_dir)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -316,14 +318,9 @@ class Trainer:
         self.plateau_scale = state["plateau_scale"]
         self.carry = None if state["carry"] is None else tuple(t.to(self.device) for t in state["carry"])
         restore_rng(state["rng"])
-        if self.average is not None:
-            # A run that averaged resumes its average; one that did not starts it from the weights.
-            if state.get("average") is not None:
-                self.average.load(state["average"])
-            else:
-                self.average = WeightAverage(self.model, self.config.average_decay)
         if self.world.is_main:
             cut_metrics(self.run_dir / checkpoint.METRICS, self.position.step)
+        return state.get("average")
 
     def _averaged(self):
         """Inside: the model holds the averaged weights (train.average_decay), else its own."""
