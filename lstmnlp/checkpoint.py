@@ -157,8 +157,10 @@ class LoadedRun:
     target_tokenizer: Any = None  # translation: the target side (the same object when joint)
 
 
-def load_run(run_dir: Path, *, expected_task: str | None = None, weights: str = BEST_WEIGHTS) -> LoadedRun:
-    """Load config, tokenizer and weights of a run for inference (model in eval mode)."""
+def load_run(run_dir: Path, *, expected_task: str | tuple[str, ...] | None = None,
+             weights: str = BEST_WEIGHTS) -> LoadedRun:
+    """Load config, tokenizer and weights of a run for inference (model in eval mode);
+    `expected_task`: the task, or the tasks, the calling command works with."""
     from lstmnlp.models import build_model
     from lstmnlp.tokenizer import Tokenizer
 
@@ -167,8 +169,10 @@ def load_run(run_dir: Path, *, expected_task: str | None = None, weights: str = 
         raise UserError(f"{run_dir}: run directory not found")
     meta = read_meta(run_dir)
     config = config_from_dict(read_yaml(run_dir / CONFIG))
-    if expected_task is not None and config.task != expected_task:
-        raise UserError(f"{run_dir}: this is a {config.task!r} run; this command needs a {expected_task!r} run")
+    expected = (expected_task,) if isinstance(expected_task, str) else expected_task
+    if expected is not None and config.task not in expected:
+        raise UserError(f"{run_dir}: this is a {config.task!r} run; this command needs "
+                        + " or ".join(f"a {task!r}" for task in expected) + " run")
     tokenizer = Tokenizer(run_dir / TOKENIZER)
     if tokenizer.vocab_size != meta.get("vocab_size"):
         raise UserError(f"{run_dir / TOKENIZER}: tokenizer has {tokenizer.vocab_size} pieces but the "

@@ -29,7 +29,7 @@ from lstmnlp.metrics import ClassificationResult, classification_scores
 from lstmnlp.models import build_model
 from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
-from lstmnlp.transfer import check_compatible, copy_language_model, thawing_schedule
+from lstmnlp.transfer import check_compatible, copy_encoder, copy_language_model, thawing_schedule
 
 
 @dataclass
@@ -89,10 +89,13 @@ def to_examples(tokenizer: Tokenizer, labeled: LabeledData, labels: list[str], *
 
 
 def transfer_from_language_model(config: ExperimentConfig, model) -> tuple[dict[int, float], Callable | None]:
-    """Copy the LM of `model.init_from` into the classifier's encoder; (LR scales, freezing schedule)."""
-    lm = checkpoint.load_run(Path(config.model.init_from), expected_task="lm")
-    check_compatible(lm.config.model, config.model, Path(config.model.init_from))
-    groups = copy_language_model(lm.model.encoder, model.encoder)
+    """Copy the LM (or sequence autoencoder) of `model.init_from` into the classifier's encoder;
+    (LR scales, freezing schedule)."""
+    pretrained = checkpoint.load_run(Path(config.model.init_from), expected_task=("lm", "autoencoder"))
+    whole = pretrained.config.task == "autoencoder"
+    check_compatible(pretrained.config.model, config.model, Path(config.model.init_from), whole=whole)
+    copy = copy_encoder if whole else copy_language_model
+    groups = copy(pretrained.model.encoder, model.encoder)
     scales = {id(parameter): config.train.pretrained_lr_ratio for group in groups for parameter in group}
     frozen_at = thawing_schedule(groups, config.train.unfreeze_every) if config.train.unfreeze_every else None
     return scales, frozen_at

@@ -71,7 +71,7 @@ def train(
         config = load_config(recipe or DEFAULT_RECIPE, overrides)
     from lstmnlp.progress import make_reporter
 
-    if config.task == "translate":
+    if config.task in ("translate", "autoencoder"):
         from lstmnlp.translation import train_translation as train_task
     elif config.task == "classify":
         from lstmnlp.classification import train_classifier as train_task

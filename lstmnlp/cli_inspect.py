@@ -54,7 +54,9 @@ def inspect(
     if out is not None:
         _check_parent(out)
     loaded = load_run(run_dir)
-    if loaded.config.task == "translate":
+    if loaded.config.task in ("translate", "autoencoder"):
+        if loaded.config.model.attention == "none":
+            raise UserError(f"{run_dir}: this model has no attention to show (model.attention: none)")
         _inspect_translation(loaded, content.split("\n")[0], out or Path("attention.png"))
     elif loaded.config.task == "lm":
         _inspect_language_model(loaded, content, layer, units, max_tokens, out or Path("units.html"))

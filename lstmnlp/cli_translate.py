@@ -11,6 +11,8 @@ from lstmnlp.cli_classify import evaluate_classifier
 from lstmnlp.cli_io import console, error_console, read_input_lines, user_errors, write_output_lines
 from lstmnlp.errors import UserError
 
+SEQ2SEQ_TASKS = ("translate", "autoencoder")  # runs that `translate` and `evaluate RUN_DIR` decode with
+
 
 @user_errors
 def translate(
@@ -42,7 +44,9 @@ def translate(
 
     from lstmnlp.quantize import apply_quantize
 
-    loaded = load_run(run_dir, expected_task="translate")
+    loaded = load_run(run_dir, expected_task=SEQ2SEQ_TASKS)
+    if save_attention is not None and loaded.config.model.attention == "none":
+        raise UserError(f"--save-attention: {run_dir} has no attention (model.attention: none)")
     loaded.model = apply_quantize(loaded.model, quantize)
     lines = read_input_lines(input)
     if save_attention is not None and not save_attention.parent.exists():
@@ -118,7 +122,7 @@ def evaluate(
 
         from lstmnlp.quantize import apply_quantize
 
-        loaded = load_run(Path(target), expected_task="translate")
+        loaded = load_run(Path(target), expected_task=SEQ2SEQ_TASKS)
         loaded.model = apply_quantize(loaded.model, quantize)
         results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, read_lines(input),
                                   beam_size=beam_size)

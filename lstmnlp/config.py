@@ -18,6 +18,7 @@ import yaml
 
 from lstmnlp.errors import UserError
 
+TASKS = ("lm", "translate", "classify", "autoencoder")
 BUILTIN_DATA_DIR = "builtin"  # `data.dir` value naming the corpus shipped inside the package
 
 
@@ -97,7 +98,8 @@ class ModelConfig:
     # Translation only:
     decoder_hidden_size: int = 0  # 0 = the encoder's output size (2 x hidden_size when bidirectional)
     decoder_layers: int = 1
-    attention: str = "bahdanau"  # bahdanau (additive) | luong (general) | dot
+    attention: str = "bahdanau"  # bahdanau (additive) | luong (general) | dot | none (the source
+    #                              reaches the decoder only through its start state; autoencoders)
     input_feeding: bool = True  # feed the previous attentional vector to the decoder (Luong et al. 2015)
     share_embeddings: bool = False  # one embedding for source and target (needs a joint vocabulary)
     label_smoothing: float = 0.0  # (Szegedy et al. 2016)
@@ -105,7 +107,8 @@ class ModelConfig:
     pooling: str = "max"  # max | mean | last | attention, over the encoder outputs, masked at padding
     classifier_hidden: int = 0  # hidden units of the MLP before the logits; 0 = one linear layer
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
-    init_from: str = ""  # a word/subword LM run directory: start embedding and encoder from it (ULMFiT)
+    init_from: str = ""  # a word/subword LM run (ULMFiT) or a sequence autoencoder run: start the
+    #                      embedding and encoder from it
 
     def validate(self) -> None:
         for key in ("embedding_dim", "hidden_size", "num_layers"):
@@ -116,8 +119,10 @@ class ModelConfig:
                "must be one of default, xavier, orthogonal")
         _check(self.decoder_hidden_size >= 0, "model.decoder_hidden_size", "must not be negative")
         _check(self.decoder_layers >= 1, "model.decoder_layers", "must be at least 1")
-        _check(self.attention in ("bahdanau", "luong", "dot"), "model.attention",
-               "must be one of bahdanau, luong, dot")
+        _check(self.attention in ("bahdanau", "luong", "dot", "none"), "model.attention",
+               "must be one of bahdanau, luong, dot, none")
+        _check(self.attention != "none" or not self.input_feeding, "model.input_feeding",
+               "feeds the previous attentional vector, so it needs attention; set model.input_feeding=false")
         _check(0.0 <= self.label_smoothing < 1.0, "model.label_smoothing", "must lie in [0, 1)")
         _check(self.pooling in ("max", "mean", "last", "attention"), "model.pooling",
                "must be one of max, mean, last, attention")
@@ -185,7 +190,7 @@ class TrainConfig:
 class ExperimentConfig:
     """A whole recipe."""
 
-    task: str = "lm"  # lm (language model) | translate | classify
+    task: str = "lm"  # lm (language model) | translate | classify | autoencoder (sequence autoencoder)
     name: str = "run"  # run directory name under runs/
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
@@ -193,7 +198,7 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> None:
-        _check(self.task in ("lm", "translate", "classify"), "task", "must be lm, translate or classify")
+        _check(self.task in TASKS, "task", "must be one of " + ", ".join(TASKS))
         self.data.validate()
         self.tokenizer.validate()
         self.model.validate()
@@ -206,6 +211,11 @@ class ExperimentConfig:
                    "translation needs data.source_lang and data.target_lang")
             _check(self.tokenizer.joint or not self.model.share_embeddings, "model.share_embeddings",
                    "needs tokenizer.joint=true")
+        if self.task == "autoencoder":
+            _check(self.model.attention == "none", "model.attention",
+                   "an autoencoder must rebuild each line from the encoder's final state alone (with "
+                   "attention it learns to copy); set model.attention=none")
+            _check(self.tokenizer.joint, "tokenizer.joint", "an autoencoder has one vocabulary; set it true")
 
 
 def _check(ok: bool, key: str, message: str) -> None:

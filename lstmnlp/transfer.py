@@ -5,6 +5,9 @@ layer at a time from the top, and train them with a lower learning rate.
 With a bidirectional classifier the LM fills the forward direction; the inputs of forward layers
 above the first that come from the backward direction start at zero, so the forward half computes
 exactly the LM's features at the start. The backward direction keeps its fresh initialization.
+
+A sequence autoencoder's encoder (Dai & Le 2015, arXiv:1511.01432) has the classifier's shape,
+both directions included: it is copied whole.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from lstmnlp.modules.encoder import StackedLSTMEncoder
 LSTM_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def check_compatible(lm_config: ModelConfig, config: ModelConfig, lm_dir: Path) -> None:
-    """Raise UserError unless the classifier's encoder can take the LM's weights."""
-    for key in ("embedding_dim", "hidden_size", "num_layers"):
+def check_compatible(lm_config: ModelConfig, config: ModelConfig, lm_dir: Path, *, whole: bool = False) -> None:
+    """Raise UserError unless the classifier's encoder can take the LM's (or, `whole`, the
+    autoencoder's) weights."""
+    for key in ("embedding_dim", "hidden_size", "num_layers") + (("bidirectional",) if whole else ()):
         if getattr(lm_config, key) != getattr(config, key):
             raise UserError(f"model.init_from: {lm_dir} has model.{key}={getattr(lm_config, key)} but this "
                             f"recipe has {getattr(config, key)}; set them equal")
@@ -53,6 +57,25 @@ def copy_language_model(lm_encoder: StackedLSTMEncoder, encoder: StackedLSTMEnco
             else:
                 target.copy_(source)
             copied.append(target)
+        groups.append(copied)
+    return [*reversed(groups), [encoder.embedding.weight]]
+
+
+@torch.no_grad()
+def copy_encoder(pretrained: StackedLSTMEncoder, encoder: StackedLSTMEncoder) -> list[list[nn.Parameter]]:
+    """Copy an encoder of the same shape (an autoencoder's) into `encoder`, every direction.
+
+    Returns the copied parameters in thawing order: top LSTM layer first, the embedding last."""
+    encoder.embedding.weight.copy_(pretrained.embedding.weight)
+    suffixes = [""] + (["_reverse"] if encoder.num_directions == 2 else [])
+    groups: list[list[nn.Parameter]] = []
+    for layer in range(encoder.num_layers):
+        copied = []
+        for kind in LSTM_PARAMETERS:
+            for suffix in suffixes:
+                target = getattr(encoder.lstm, f"{kind}_l{layer}{suffix}")
+                target.copy_(getattr(pretrained.lstm, f"{kind}_l{layer}{suffix}"))
+                copied.append(target)
         groups.append(copied)
     return [*reversed(groups), [encoder.embedding.weight]]
 

@@ -1,6 +1,7 @@
 """Translation runs: parallel data, sentencepiece, length-bucketed batches, training, decoding.
 
-The library functions behind `lstmnlp train` (task translate), `lstmnlp translate` and
+The library functions behind `lstmnlp train` (tasks translate and autoencoder: a sequence
+autoencoder is a translation from each line to itself), `lstmnlp translate` and
 `lstmnlp evaluate RUN_DIR`.
 """
 
@@ -17,6 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from lstmnlp import checkpoint
+from lstmnlp.autoencoder_data import autoencoder_lines
 from lstmnlp.batching import bucket_batches
 from lstmnlp.config import ExperimentConfig, dump_yaml
 from lstmnlp.distributed import World, main_then_others, shard
@@ -47,6 +49,18 @@ def read_parallel_split(config: ExperimentConfig, split: str) -> tuple[list[str]
         raise UserError("translation reads local files: pass --data-dir DIR")
     data = config.data
     return read_parallel(folder / f"{split}.{data.source_lang}", folder / f"{split}.{data.target_lang}")
+
+
+def read_training_pairs(config: ExperimentConfig) -> tuple[list[str], list[str], list[str], list[str], str]:
+    """Training sources and targets, validation sources and targets, and where they came from."""
+    data = config.data
+    if config.task == "autoencoder":
+        train, valid = autoencoder_lines(config)
+        return train, train, valid, valid, f"{data.dir}/{data.train}"
+    train_sources, train_targets = read_parallel_split(config, data.train)
+    valid_sources, valid_targets = read_parallel_split(config, data.valid or "val")
+    return (train_sources, train_targets, valid_sources, valid_targets,
+            f"{data.dir}/{data.train}.{{{data.source_lang},{data.target_lang}}}")
 
 
 def prepare_tokenizers(config: ExperimentConfig, sources: list[str], targets: list[str],
@@ -115,12 +129,11 @@ def make_batches(pairs: Sequence[Pair], batch_size: int, rng: random.Random | No
 def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Reporter | None = None,
                       log: Callable[[str], None] = print, resume: bool = False,
                       world: World | None = None) -> TranslationTrainSummary:
-    """Train a translation run into `run_dir` (already created, empty; or a run to `resume`);
-    with a distributed `world`, each rank trains on its shard of the batches."""
+    """Train a translation (or autoencoder) run into `run_dir` (already created, empty; or a run
+    to `resume`); with a distributed `world`, each rank trains on its shard of the batches."""
     world = world or World()
     device = start_training(config.train, rank=world.rank)
-    train_sources, train_targets = read_parallel_split(config, config.data.train)
-    valid_sources, valid_targets = read_parallel_split(config, config.data.valid or "val")
+    train_sources, train_targets, valid_sources, valid_targets, source = read_training_pairs(config)
 
     def load() -> tuple[Tokenizer, Tokenizer]:
         source_tokenizer = Tokenizer(run_dir / checkpoint.TOKENIZER)
@@ -132,7 +145,7 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
         return load() if resume else prepare_tokenizers(config, train_sources, train_targets, run_dir)
 
     source_tokenizer, target_tokenizer = main_then_others(world, prepare, load)
-    report = LoadReport(f"{config.data.dir}/{config.data.train}.{{{config.data.source_lang},{config.data.target_lang}}}")
+    report = LoadReport(source)
     pairs = encode_pairs(source_tokenizer, target_tokenizer, train_sources, train_targets,
                          max_length=config.data.max_length, report=report)
     valid_report = LoadReport("validation")
@@ -143,7 +156,7 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
     model = build_model(config, vocab_size=source_tokenizer.vocab_size, pad_id=PAD_ID,
                         target_vocab_size=target_tokenizer.vocab_size).to(device)
     parameters = sum(p.numel() for p in model.parameters())
-    meta = checkpoint.run_meta("translate", vocab_size=source_tokenizer.vocab_size, parameters=parameters,
+    meta = checkpoint.run_meta(config.task, vocab_size=source_tokenizer.vocab_size, parameters=parameters,
                                target_vocab_size=target_tokenizer.vocab_size, data=report.summary(),
                                joint_vocabulary=config.tokenizer.joint)
     if world.is_main:

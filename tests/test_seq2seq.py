@@ -74,8 +74,10 @@ def tiny_model(input_feeding=True, attention="bahdanau", vocab=9) -> Seq2SeqMode
 PAIRS = [([4, 5, 6], [7, 8]), ([5], [4, 4, 6, 7]), ([8, 7, 6, 5, 4], [5])]
 
 
-@pytest.mark.parametrize("input_feeding", [True, False])
-@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+DECODERS = [(True, "bahdanau"), (False, "bahdanau"), (True, "luong"), (False, "luong"), (False, "none")]
+
+
+@pytest.mark.parametrize("input_feeding, attention", DECODERS)
 def test_stepwise_decoding_equals_teacher_forcing(input_feeding, attention):
     model = tiny_model(input_feeding, attention)
     batch = collate(PAIRS)
@@ -84,6 +86,21 @@ def test_stepwise_decoding_equals_teacher_forcing(input_feeding, attention):
     for step in range(batch.target_inputs.size(1)):
         log_probs, state = model.step(batch.target_inputs[:, step], state)
         torch.testing.assert_close(log_probs, torch.log_softmax(logits[:, step], -1), atol=1e-5, rtol=0)
+
+
+def test_without_attention_the_source_reaches_only_the_start_state():
+    """attention none (sequence autoencoders): once the start state is made, the encoder outputs
+    no longer matter, and the attention weights are zeros."""
+    model = tiny_model(False, "none")
+    batch = collate(PAIRS)
+    state = model.encode(batch.source_ids, batch.source_lengths)
+    scrambled = state._replace(memory=torch.randn_like(state.memory), projected=torch.randn_like(state.projected))
+    vectors, weights, _ = model.decoder(batch.target_inputs, state)
+    torch.testing.assert_close(model.decoder(batch.target_inputs, scrambled)[0], vectors)
+    assert weights.shape == (3, batch.target_inputs.size(1), batch.source_ids.size(1)) and not weights.any()
+    assert model.decoder.combine is None and model.decoder.attention is None
+    with pytest.raises(ValueError, match="input feeding needs attention"):
+        tiny_model(True, "none")
 
 
 def test_padding_does_not_change_a_sentence():
@@ -96,8 +113,9 @@ def test_padding_does_not_change_a_sentence():
         torch.testing.assert_close(logits[row, :length], alone[0, :length], atol=1e-5, rtol=0)
 
 
-def test_overfits_one_batch():
-    first, last = overfit(tiny_model(), collate(PAIRS), steps=120, lr=0.03)
+@pytest.mark.parametrize("attention", ["bahdanau", "none"])
+def test_overfits_one_batch(attention):
+    first, last = overfit(tiny_model(attention == "bahdanau", attention), collate(PAIRS), steps=120, lr=0.03)
     assert last < 0.1 * first
 
 
@@ -121,8 +139,7 @@ def test_beam_one_is_greedy_and_batch_independent():
         assert [h.tokens for h in alone[0]] == [h.tokens for h in wide[row]]
 
 
-@pytest.mark.parametrize("input_feeding", [True, False])
-@pytest.mark.parametrize("attention", ["bahdanau", "luong"])
+@pytest.mark.parametrize("input_feeding, attention", DECODERS)
 def test_beam_rows_share_one_memory_row_per_sentence(input_feeding, attention):
     """expand_beams keeps the encoder memory once per sentence; steps, reordering and dropping a
     sentence give what copying the memory for every row gives."""
@@ -231,17 +248,19 @@ def test_decoding_weight_casts_follow_weight_changes():
     torch.testing.assert_close(changed.float(), expected.float(), atol=3e-2, rtol=0)
 
 
-@pytest.mark.parametrize("input_feeding", [True, False])
-def test_int8_model_steps_close_to_float(input_feeding):
+@pytest.mark.parametrize("input_feeding, attention", [(True, "bahdanau"), (False, "bahdanau"), (False, "none")])
+def test_int8_model_steps_close_to_float(input_feeding, attention):
     """--quantize int8: the decoding steps' log-probabilities stay within quantization error of
     the float model's."""
     import copy
 
     from lstmnlp.quantize import quantize_int8
-    model = tiny_model(input_feeding)
+    model = tiny_model(input_feeding, attention)
     quantized = quantize_int8(copy.deepcopy(model))
-    assert type(quantized.decoder.lstm) is not nn.LSTM and type(quantized.decoder.combine) is not nn.Linear
-    assert type(quantized.decoder.attention.energy) is nn.Linear  # left in float: see quantize.py
+    assert type(quantized.decoder.lstm) is not nn.LSTM
+    if attention != "none":
+        assert type(quantized.decoder.combine) is not nn.Linear
+        assert type(quantized.decoder.attention.energy) is nn.Linear  # left in float: see quantize.py
     batch = collate(PAIRS)
     float_state = model.encode(batch.source_ids, batch.source_lengths)
     int8_state = quantized.encode(batch.source_ids, batch.source_lengths)

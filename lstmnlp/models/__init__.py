@@ -26,7 +26,7 @@ def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int,
         from lstmnlp.models.language_model import LanguageModel
 
         return LanguageModel(config.model, vocab_size=vocab_size, pad_id=pad_id)
-    if config.task == "translate":
+    if config.task in ("translate", "autoencoder"):
         from lstmnlp.models.seq2seq import Seq2SeqModel
 
         return Seq2SeqModel(config.model, source_vocab_size=vocab_size,

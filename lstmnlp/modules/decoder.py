@@ -56,7 +56,10 @@ class DecoderState(NamedTuple):
 
 
 class AttentionDecoder(nn.Module):
-    """y_{t-1} (+ previous attentional vector) -> LSTM -> attention -> tanh(W[c; h]) -> logits."""
+    """y_{t-1} (+ previous attentional vector) -> LSTM -> attention -> tanh(W[c; h]) -> logits.
+
+    With `attention="none"` the source reaches the decoder only through its start state (Sutskever
+    et al. 2014; the sequence autoencoder of Dai & Le 2015): the LSTM output is the vector."""
 
     def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int,
                  encoder_size: int, attention: str, input_feeding: bool, dropout: float,
@@ -68,10 +71,14 @@ class AttentionDecoder(nn.Module):
         input_size = embedding_dim + (hidden_size if input_feeding else 0)
         self.lstm = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.attention = Attention(attention, query_size=hidden_size, key_size=encoder_size,
-                                   attention_size=hidden_size)
+        if attention == "none" and input_feeding:
+            raise ValueError("input feeding needs attention")
+        self.attention = (None if attention == "none" else
+                          Attention(attention, query_size=hidden_size, key_size=encoder_size,
+                                    attention_size=hidden_size))
         self.bridge = nn.Linear(encoder_size, hidden_size)  # encoder final state -> decoder start
-        self.combine = nn.Linear(encoder_size + hidden_size, hidden_size)  # attentional vector
+        self.combine = (None if self.attention is None else  # attentional vector
+                        nn.Linear(encoder_size + hidden_size, hidden_size))
         self.output_dropout = Dropout(dropout)
         self._cast_cache: dict[int, tuple] = {}  # layer -> (weights' identity, bf16 copies) for decoding
         with torch.no_grad():  # forget-gate bias 1 (Jozefowicz et al. 2015)
@@ -83,8 +90,8 @@ class AttentionDecoder(nn.Module):
         """Start state from encoder outputs (B, S, K) and a (B, K) summary of the source."""
         start = torch.tanh(self.bridge(summary))  # (B, H)
         hidden = start[None].expand(self.num_layers, -1, -1).contiguous()  # (L, B, H)
-        return DecoderState(hidden, torch.zeros_like(hidden), torch.zeros_like(start), memory,
-                            self.attention.project_keys(memory), mask)
+        keys = memory if self.attention is None else self.attention.project_keys(memory)
+        return DecoderState(hidden, torch.zeros_like(hidden), torch.zeros_like(start), memory, keys, mask)
 
     def forward(self, prev_ids: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
         """Attentional vectors (B, T, H), attention weights (B, T, S) and the state after step T.
@@ -170,8 +177,12 @@ class AttentionDecoder(nn.Module):
 
     def _attend(self, outputs: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention with `outputs` (R, T, H) as queries, then the attentional vectors (R, T, H).
-        A sentence's G beam rows attend as G x T queries of that sentence's one memory row."""
+        A sentence's G beam rows attend as G x T queries of that sentence's one memory row.
+        Without attention the outputs are the vectors and the weights are zeros."""
         rows, steps, group = outputs.size(0), outputs.size(1), state.group
+        if self.attention is None:
+            weights = outputs.new_zeros(rows, steps, state.memory.size(1))
+            return self.output_dropout(outputs), weights
         queries = outputs.reshape(rows // group, group * steps, -1)  # (B, G*T, H)
         contexts, weights = self.attention(queries, state.memory, state.projected, state.mask)  # (B, G*T, K)
         contexts, weights = contexts.reshape(rows, steps, -1), weights.reshape(rows, steps, -1)
