@@ -20,14 +20,17 @@ class BleuResult:
                 "chrf_signature": self.chrf_signature}
 
 
-def bleu_and_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> BleuResult:
-    """sacrebleu corpus BLEU and chrF of plain-text hypotheses against one reference each."""
+def bleu_and_chrf(hypotheses: Sequence[str], references: Sequence[str], *,
+                  warn_tokenized: bool = True) -> BleuResult:
+    """sacrebleu corpus BLEU and chrF of plain-text hypotheses against one reference each;
+    `warn_tokenized=False` silences sacrebleu's warning about text that looks tokenized (the same
+    score; validation would repeat it at every evaluation of a tokenized corpus)."""
     from sacrebleu.metrics import BLEU, CHRF
 
     if len(hypotheses) != len(references):
         raise UserError(f"{len(hypotheses):,} hypotheses but {len(references):,} references: "
                         "the files must have one line per sentence")
-    bleu, chrf = BLEU(), CHRF()
+    bleu, chrf = BLEU(force=not warn_tokenized), CHRF()
     bleu_score = bleu.corpus_score(list(hypotheses), [list(references)])
     chrf_score = chrf.corpus_score(list(hypotheses), [list(references)])
     return BleuResult(bleu_score.score, chrf_score.score, str(bleu.get_signature()), str(chrf.get_signature()))

@@ -193,7 +193,7 @@ def validation_metrics(model, batches, sources, references, pairs, source_tokeni
     limit = config.train.eval_bleu_batches * config.train.batch_size or len(sources)
     hypotheses = [n[0][0] for n in translate_lines(model, source_tokenizer, target_tokenizer, sources[:limit],
                                                     batch_size=config.train.batch_size, fast_greedy=True)]
-    scores = bleu_and_chrf(hypotheses, references[:limit])
+    scores = bleu_and_chrf(hypotheses, references[:limit], warn_tokenized=False)
     loss = total / max(count, 1)
     return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0)), "valid_bleu": scores.bleu,
             "valid_chrf": scores.chrf}

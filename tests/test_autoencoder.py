@@ -80,3 +80,17 @@ def test_train_reconstruct_and_transfer_through_the_cli(sentences, tmp_path):
     assert (tmp_path / "cls" / "tokenizer.model").read_bytes() == (run / "tokenizer.model").read_bytes()
     assert_user_error(run_cli(*common, "--out", str(tmp_path / "bad"), "--set", "model.bidirectional=false"),
                       "model.bidirectional=True")
+
+
+def test_validation_bleu_on_tokenized_text_is_quiet(capfd, caplog):
+    """Autoencoders often read tokenized text (MR, SST): sacrebleu's warning about it is kept
+    for `evaluate bleu` but not repeated at every validation; the score is the same."""
+    from lstmnlp.metrics import bleu_and_chrf
+
+    lines = [f"line {number} is tokenized ." for number in range(120)]
+    hypotheses = [line.replace("is", "was") for line in lines]
+    quiet = bleu_and_chrf(hypotheses, lines, warn_tokenized=False)
+    assert "detokenize" not in capfd.readouterr().err + caplog.text
+    loud = bleu_and_chrf(hypotheses, lines)
+    assert "detokenize" in capfd.readouterr().err + caplog.text
+    assert quiet.bleu == loud.bleu and quiet.bleu_signature == loud.bleu_signature
