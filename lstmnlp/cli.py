@@ -175,13 +175,16 @@ def generate(
     beam_size: int = typer.Option(1, "--beam-size", help="Above 1: beam search for the likeliest text."),
     num_samples: int = typer.Option(1, "--num-samples", help="How many texts to produce."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed and options give the same text."),
+    quantize: str = typer.Option("", "--quantize", help="int8: dynamic int8 quantization for faster CPU sampling."),
 ) -> None:
     """Continue a prompt with a trained language model, streaming the text."""
     _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples)
     from lstmnlp.checkpoint import latest_run, load_run
     from lstmnlp.language_modeling import beam_generate, generate_text
+    from lstmnlp.quantize import apply_quantize
 
     loaded = load_run(run_dir or latest_run(), expected_task="lm")
+    loaded.model = apply_quantize(loaded.model, quantize)
     unknown = loaded.tokenizer.unknown_characters(prompt)
     if unknown:
         error_console.print(f"[yellow]warning:[/yellow] the vocabulary has no {''.join(unknown)!r}; "
@@ -237,6 +240,7 @@ def score(
     run_dir: Path = typer.Argument(..., help="Run directory of a language model."),
     input: Path = typer.Option(..., "--input", help="Text file to score."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    quantize: str = typer.Option("", "--quantize", help="int8: score with the int8-quantized model."),
 ) -> None:
     """Perplexity of a text under a trained language model."""
     import json
@@ -244,8 +248,10 @@ def score(
     from lstmnlp.checkpoint import load_run
     from lstmnlp.data import read_text
     from lstmnlp.language_modeling import score_text
+    from lstmnlp.quantize import apply_quantize
 
     loaded = load_run(run_dir, expected_task="lm")
+    loaded.model = apply_quantize(loaded.model, quantize)
     result = score_text(loaded.model, loaded.tokenizer, read_text(input))
     if json_output:
         print(json.dumps(result.as_dict()))

@@ -20,7 +20,7 @@ from lstmnlp.config import DataConfig, ExperimentConfig, dump_yaml
 from lstmnlp.distributed import World, main_then_others
 from lstmnlp.data import load_hub_text, read_text, resolve_data_dir, split_tail
 from lstmnlp.errors import UserError
-from lstmnlp.lm_data import batchify, decode_ids, encode_text, evaluate_stream, windows
+from lstmnlp.lm_data import TextStream, batchify, decode_ids, encode_text, evaluate_stream, windows
 from lstmnlp.models import build_model
 from lstmnlp.search import beam_search, sample
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
@@ -139,15 +139,13 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
         generator.manual_seed(seed)
     start, state = prime(model, tokenizer, prompt)
     produced: list[int] = []
-    shown = ""
+    text_stream = TextStream(tokenizer)
 
     def stream(new_ids: torch.Tensor) -> None:
-        nonlocal shown
         produced.append(int(new_ids[0]))
-        text = decode_ids(tokenizer, produced)
-        if on_text is not None and text.startswith(shown) and len(text) > len(shown):
-            on_text(text[len(shown):])
-            shown = text
+        new_text = text_stream.push(produced[-1])
+        if on_text is not None and new_text:
+            on_text(new_text)
 
     def step(prev_ids, step_state):
         log_probs, step_state = model.step(prev_ids, step_state)
@@ -155,10 +153,10 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
 
     sample(step, state, start, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
            generator=generator, on_tokens=stream)
-    text = decode_ids(tokenizer, produced)
-    if on_text is not None and len(text) > len(shown) and text.startswith(shown):
-        on_text(text[len(shown):])
-    return text
+    rest = text_stream.finish()
+    if on_text is not None and rest:
+        on_text(rest)
+    return decode_ids(tokenizer, produced)
 
 
 @torch.no_grad()

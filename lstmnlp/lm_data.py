@@ -42,6 +42,40 @@ def decode_ids(tokenizer: Tokenizer, ids: list[int]) -> str:
     return "\n".join(lines)
 
 
+class TextStream:
+    """`decode_ids` one token at a time, for streaming: `push` returns the text the new token
+    adds, `finish` what is left. Lines decode independently, so only the current line is decoded
+    again at each token (decoding everything so far made sampling quadratic in its length).
+    Trailing replacement characters are held back: they may be the first bytes of a character
+    that the next byte-fallback pieces complete."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.line: list[int] = []  # ids since the last <eos>
+        self.shown = ""  # the part of the current line already returned
+
+    def push(self, token: int) -> str:
+        if token == self.tokenizer.eos_id:
+            rest = self.finish()
+            self.line, self.shown = [], ""
+            return rest + "\n"
+        self.line.append(token)
+        return self._new_text(final=False)
+
+    def finish(self) -> str:
+        """The rest of the current line, held-back characters included."""
+        return self._new_text(final=True)
+
+    def _new_text(self, *, final: bool) -> str:
+        text = self.tokenizer.decode(self.line)
+        if not final:
+            text = text.rstrip("\ufffd")
+        if not text.startswith(self.shown):  # cannot happen with sentencepiece's decoding
+            return ""
+        new, self.shown = text[len(self.shown):], text
+        return new
+
+
 def batchify(stream: torch.Tensor, num_streams: int) -> torch.Tensor:
     """(N,) -> (B, N // B): B contiguous slices side by side; the remainder is dropped."""
     length = stream.numel() // num_streams

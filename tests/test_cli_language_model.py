@@ -69,6 +69,19 @@ def test_score_json(tiny_lm_run, shakespeare_slice, tmp_path):
     assert "perplexity" in table.stdout
 
 
+def test_generate_and_score_with_int8(tiny_lm_run, shakespeare_slice, tmp_path):
+    options = ["--prompt", "ROMEO:", "--max-tokens", "30", "--seed", "3", "--quantize", "int8"]
+    first, second = run_cli("generate", str(tiny_lm_run), *options), run_cli("generate", str(tiny_lm_run), *options)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout and first.stdout.startswith("ROMEO:")
+    (tmp_path / "part.txt").write_text((shakespeare_slice / "input.txt").read_text(encoding="utf-8")[:3000],
+                                       encoding="utf-8")
+    plain, int8 = (json.loads(run_cli("score", str(tiny_lm_run), "--input", str(tmp_path / "part.txt"), "--json",
+                                      *extra).stdout) for extra in ([], ["--quantize", "int8"]))
+    assert int8["tokens"] == plain["tokens"] and abs(int8["nll_per_token"] - plain["nll_per_token"]) < 0.05
+    assert_user_error(run_cli("generate", str(tiny_lm_run), "--quantize", "int4"), "--quantize", "int8")
+
+
 def test_bidirectional_language_model_refused(tmp_path, shakespeare_slice):
     result = run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--data-dir",
                      str(shakespeare_slice), "--out", str(tmp_path / "r"), "--set", "model.bidirectional=true")

@@ -1,8 +1,9 @@
+import pytest
 import torch
 
 from lstmnlp.checkpoint import load_weights, save_weights
 from lstmnlp.config import ModelConfig, TrainConfig
-from lstmnlp.lm_data import batchify, decode_ids, encode_text, windows
+from lstmnlp.lm_data import TextStream, batchify, decode_ids, encode_text, windows
 from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
 from lstmnlp.train import Trainer, lr_factor
@@ -104,6 +105,37 @@ def test_text_stream_round_trip_with_line_breaks(tmp_path):
     ids = encode_text(tokenizer, text)
     assert ids.numel() == len(text)  # one token per character, line breaks included
     assert decode_ids(tokenizer, ids.tolist()) == text
+
+
+@pytest.mark.parametrize("model_type", ["char", "unigram"])
+def test_streamed_text_adds_up_to_the_decoded_ids(tmp_path, model_type):
+    """generate's streaming decodes only the current line at each token; what it emits, joined,
+    is decode_ids of all the ids, for any sequence of ids, multi-byte characters included."""
+    (tmp_path / "t.txt").write_text("To be, or not to be: ça, été?\nthat is the question.\n\nWhether 'tis nobler\n" * 5)
+    byte_fallback = model_type == "unigram"  # unknown characters as UTF-8 bytes: the multi-byte case
+    tokenizer = Tokenizer(train_tokenizer([tmp_path / "t.txt"], tmp_path / "sp", vocab_size=291 if byte_fallback else 60,
+                                          model_type=model_type, byte_fallback=byte_fallback).model_path)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        ids = torch.randint(3, tokenizer.vocab_size, (60,), generator=generator).tolist()
+        ids[::7] = [tokenizer.eos_id] * len(ids[::7])
+        stream = TextStream(tokenizer)
+        assert "".join(stream.push(token) for token in ids) + stream.finish() == decode_ids(tokenizer, ids)
+
+
+def test_int8_language_model_steps_close_to_float():
+    """generate/score --quantize int8: log-probabilities within quantization error of float."""
+    import copy
+
+    from lstmnlp.quantize import quantize_int8
+    model = tiny_model(tie_weights=True).eval()
+    quantized = quantize_int8(copy.deepcopy(model))
+    ids = torch.randint(4, 12, (3, 9))
+    float_state, int8_state = model.initial_state(3), quantized.initial_state(3)
+    for position in range(ids.size(1)):
+        float_log_probs, float_state = model.step(ids[:, position], float_state)
+        int8_log_probs, int8_state = quantized.step(ids[:, position], int8_state)
+        torch.testing.assert_close(int8_log_probs, float_log_probs, atol=0.05, rtol=0)
 
 
 def test_cosine_schedule_with_warmup():
