@@ -98,8 +98,7 @@ class ModelConfig:
     # Translation only:
     decoder_hidden_size: int = 0  # 0 = the encoder's output size (2 x hidden_size when bidirectional)
     decoder_layers: int = 1
-    attention: str = "bahdanau"  # bahdanau (additive) | luong (general) | dot | none (the source
-    #                              reaches the decoder only through its start state; autoencoders)
+    attention: str = "bahdanau"  # bahdanau (additive) | luong (general) | dot | none (start state only)
     input_feeding: bool = True  # feed the previous attentional vector to the decoder (Luong et al. 2015)
     share_embeddings: bool = False  # one embedding for source and target (needs a joint vocabulary)
     label_smoothing: float = 0.0  # (Szegedy et al. 2016)
@@ -107,8 +106,7 @@ class ModelConfig:
     pooling: str = "max"  # max | mean | last | attention, over the encoder outputs, masked at padding
     classifier_hidden: int = 0  # hidden units of the MLP before the logits; 0 = one linear layer
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
-    init_from: str = ""  # a word/subword LM run (ULMFiT) or a sequence autoencoder run: start the
-    #                      embedding and encoder from it
+    init_from: str = ""  # start embedding and encoder from an LM run (ULMFiT) or an autoencoder run
 
     def validate(self) -> None:
         for key in ("embedding_dim", "hidden_size", "num_layers"):

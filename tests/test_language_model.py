@@ -113,7 +113,8 @@ def test_streamed_text_adds_up_to_the_decoded_ids(tmp_path, model_type):
     is decode_ids of all the ids, for any sequence of ids, multi-byte characters included."""
     (tmp_path / "t.txt").write_text("To be, or not to be: ça, été?\nthat is the question.\n\nWhether 'tis nobler\n" * 5)
     byte_fallback = model_type == "unigram"  # unknown characters as UTF-8 bytes: the multi-byte case
-    tokenizer = Tokenizer(train_tokenizer([tmp_path / "t.txt"], tmp_path / "sp", vocab_size=291 if byte_fallback else 60,
+    size = 291 if byte_fallback else 60  # 291: 256 bytes and every character, the most this text allows
+    tokenizer = Tokenizer(train_tokenizer([tmp_path / "t.txt"], tmp_path / "sp", vocab_size=size,
                                           model_type=model_type, byte_fallback=byte_fallback).model_path)
     generator = torch.Generator().manual_seed(0)
     for _ in range(20):

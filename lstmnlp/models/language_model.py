@@ -45,7 +45,8 @@ class LanguageModel(nn.Module):
         nn.init.zeros_(self.output.bias)
 
     def initial_state(self, batch_size: int) -> LSTMState:
-        return self.encoder.initial_state(batch_size, self.encoder.embedding.weight.device)  # int8: output has no .weight tensor
+        # the embedding's device: int8 quantization replaces the output layer's weight tensor
+        return self.encoder.initial_state(batch_size, self.encoder.embedding.weight.device)
 
     def forward(self, ids: torch.Tensor, state: LSTMState | None = None) -> tuple[torch.Tensor, LSTMState]:
         """Logits (B, T, V) for the token after each input position, and the state after the last."""
