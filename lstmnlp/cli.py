@@ -53,7 +53,7 @@ def train(
     nproc: int = typer.Option(1, "--nproc", help="Train data-parallel in N processes (launches torchrun)."),
 ) -> None:
     """Train a model from a recipe; with no recipe, a character LM on the built-in corpus (about 3 minutes)."""
-    from lstmnlp.config import load_config
+    from lstmnlp.config import SEQ2SEQ_TASKS, load_config
 
     if nproc < 1:
         raise UserError("--nproc must be at least 1")
@@ -71,7 +71,7 @@ def train(
         config = load_config(recipe or DEFAULT_RECIPE, overrides)
     from lstmnlp.progress import make_reporter
 
-    if config.task in ("translate", "autoencoder"):
+    if config.task in SEQ2SEQ_TASKS:
         from lstmnlp.translation import train_translation as train_task
     elif config.task == "classify":
         from lstmnlp.classification import train_classifier as train_task

@@ -46,6 +46,7 @@ def inspect(
     or PNG) and the units that track quotes, brackets and line position. Classifier: the weight
     of each token (attention pooling, else gradient saliency)."""
     from lstmnlp.checkpoint import load_run
+    from lstmnlp.config import SEQ2SEQ_TASKS
     from lstmnlp.data import read_text
 
     if text is None and text_file is None:
@@ -54,7 +55,7 @@ def inspect(
     if out is not None:
         _check_parent(out)
     loaded = load_run(run_dir)
-    if loaded.config.task in ("translate", "autoencoder"):
+    if loaded.config.task in SEQ2SEQ_TASKS:
         if loaded.config.model.attention == "none":
             raise UserError(f"{run_dir}: this model has no attention to show (model.attention: none)")
         _inspect_translation(loaded, content.split("\n")[0], out or Path("attention.png"))

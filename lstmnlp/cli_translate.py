@@ -9,9 +9,8 @@ import typer
 
 from lstmnlp.cli_classify import evaluate_classifier
 from lstmnlp.cli_io import console, error_console, read_input_lines, user_errors, write_output_lines
+from lstmnlp.config import SEQ2SEQ_TASKS
 from lstmnlp.errors import UserError
-
-SEQ2SEQ_TASKS = ("translate", "autoencoder")  # runs that `translate` and `evaluate RUN_DIR` decode with
 
 
 @user_errors

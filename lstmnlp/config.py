@@ -19,6 +19,7 @@ import yaml
 from lstmnlp.errors import UserError
 
 TASKS = ("lm", "translate", "classify", "autoencoder")
+SEQ2SEQ_TASKS = ("translate", "autoencoder")  # encoder-decoder runs: trained, decoded and scored alike
 BUILTIN_DATA_DIR = "builtin"  # `data.dir` value naming the corpus shipped inside the package
 
 
@@ -159,8 +160,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     device: str = "auto"  # auto | cpu | cuda
     # Transfer (model.init_from): ULMFiT-style gradual unfreezing and a lower LR for pretrained layers.
-    unfreeze_every: int = 0  # 0 = train everything from the start; N = pretrained layers start frozen and
-    #                          one more thaws every N steps, from the top LSTM layer down to the embedding
+    unfreeze_every: int = 0  # N > 0: pretrained layers start frozen, one thaws every N steps, top down
     pretrained_lr_ratio: float = 1.0  # LR of pretrained parameters as a share of train.lr
 
     def validate(self) -> None:

@@ -77,8 +77,9 @@ def prepare_tokenizers(config: ExperimentConfig, sources: list[str], targets: li
         source_file, target_file = Path(folder) / "source.txt", Path(folder) / "target.txt"
         source_file.write_text("\n".join(sources) + "\n", encoding="utf-8")
         target_file.write_text("\n".join(targets) + "\n", encoding="utf-8")
-        if config.tokenizer.joint:
-            train_tokenizer([source_file, target_file], run_dir / "tokenizer", **options)
+        if config.tokenizer.joint:  # an autoencoder's targets are its sources: read them once
+            files = [source_file] if config.task == "autoencoder" else [source_file, target_file]
+            train_tokenizer(files, run_dir / "tokenizer", **options)
             tokenizer = Tokenizer(run_dir / checkpoint.TOKENIZER)
             return tokenizer, tokenizer
         train_tokenizer([source_file], run_dir / "tokenizer", **options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from lstmnlp.config import ExperimentConfig, ModelConfig
+from lstmnlp.config import SEQ2SEQ_TASKS, ExperimentConfig, ModelConfig
 from lstmnlp.modules.encoder import StackedLSTMEncoder
 
 
@@ -26,7 +26,7 @@ def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int,
         from lstmnlp.models.language_model import LanguageModel
 
         return LanguageModel(config.model, vocab_size=vocab_size, pad_id=pad_id)
-    if config.task in ("translate", "autoencoder"):
+    if config.task in SEQ2SEQ_TASKS:
         from lstmnlp.models.seq2seq import Seq2SeqModel
 
         return Seq2SeqModel(config.model, source_vocab_size=vocab_size,
