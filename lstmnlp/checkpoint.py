@@ -35,6 +35,7 @@ CONFIG = "config.yaml"
 TOKENIZER = "tokenizer.model"
 TARGET_TOKENIZER = "target_tokenizer.model"
 METRICS = "metrics.jsonl"
+ENSEMBLE = "ensemble.json"  # a directory of member runs (train.ensemble): {"members": [names]}
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -167,6 +168,9 @@ def load_run(run_dir: Path, *, expected_task: str | tuple[str, ...] | None = Non
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found")
+    if (run_dir / ENSEMBLE).is_file():
+        raise UserError(f"{run_dir}: an ensemble of runs; this command takes one of them "
+                        f"(a member directory inside it)")
     meta = read_meta(run_dir)
     config = config_from_dict(read_yaml(run_dir / CONFIG))
     expected = (expected_task,) if isinstance(expected_task, str) else expected_task

@@ -22,6 +22,7 @@ from lstmnlp import checkpoint
 from lstmnlp.classification_data import (Example, collate, encode_texts, hold_out, label_names, make_batches,
                                          read_split, stratified_folds, subset, train_and_valid)
 from lstmnlp.config import ExperimentConfig, dump_yaml
+from lstmnlp.ensemble import classifier_labels, load_runs, predict_ensemble
 from lstmnlp.distributed import World, main_then_others, shard
 from lstmnlp.data import LabeledData, LoadReport
 from lstmnlp.errors import UserError
@@ -191,15 +192,16 @@ def predict(model, tokenizer: Tokenizer, texts: Sequence[str], *, max_length: in
     return probabilities
 
 
-def evaluate_run(loaded: checkpoint.LoadedRun, texts: Sequence[str], gold_labels: Sequence[str]) -> ClassificationResult:
-    """Accuracy, macro-F1 and confusion matrix of a run on labeled texts."""
-    labels = loaded.meta["labels"]
+def evaluate_run(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str],
+                 gold_labels: Sequence[str]) -> ClassificationResult:
+    """Accuracy, macro-F1 and confusion matrix on labeled texts of a run, or of an ensemble of
+    runs (their probabilities averaged)."""
+    labels = classifier_labels(runs)
     index = {name: i for i, name in enumerate(labels)}
     unknown = sorted(set(gold_labels) - set(index))
     if unknown:
         raise UserError(f"label {unknown[0]!r} is not one of the run's labels ({', '.join(labels)})")
-    probabilities = predict(loaded.model, loaded.tokenizer, texts, max_length=loaded.config.data.max_length,
-                            lowercase=loaded.config.data.lowercase)
+    probabilities = predict_ensemble(runs, texts)
     return classification_scores([index[label] for label in gold_labels], probabilities.argmax(-1).tolist(), labels)
 
 
@@ -208,6 +210,8 @@ def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, log: 
     """Stratified k-fold cross-validation: fold i tests a model trained on the others (model
     selection on a held-out `data.valid_fraction` of them), each fold a run in `run_dir/fold-NN`."""
     import time
+
+    from lstmnlp.ensemble_training import train_members
 
     if folds < 2:
         raise UserError("--cv needs at least 2 folds")
@@ -222,9 +226,13 @@ def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, log: 
         fold_dir = run_dir / f"fold-{number:02d}"
         fold_dir.mkdir()
         log(f"fold {number}/{folds}: {len(rest.texts):,} training, {len(test.texts):,} test examples")
-        train_classifier(config, fold_dir, reporter=make_reporter(), log=log,
-                         data=hold_out(rest, config.data.valid_fraction, config.train.seed))
-        scores = evaluate_run(checkpoint.load_run(fold_dir, expected_task="classify"), test.texts, test.labels)
+        split = hold_out(rest, config.data.valid_fraction, config.train.seed)
+        if config.train.ensemble > 1:
+            train_members(config, fold_dir, lambda *args, **kwargs: train_classifier(
+                *args, reporter=make_reporter(), **kwargs), log=log, data=split)
+        else:
+            train_classifier(config, fold_dir, reporter=make_reporter(), log=log, data=split)
+        scores = evaluate_run(load_runs([fold_dir], expected_task="classify"), test.texts, test.labels)
         accuracies.append(scores.accuracy)
         log(f"fold {number}/{folds}: test accuracy {scores.accuracy:.2f}%  macro-F1 {scores.macro_f1:.2f}")
     mean, stdev = statistics.mean(accuracies), statistics.stdev(accuracies)

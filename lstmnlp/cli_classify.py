@@ -15,7 +15,8 @@ from lstmnlp.errors import UserError
 
 @user_errors
 def classify(
-    run_dir: Path = typer.Argument(..., help="Run directory of a classifier."),
+    run_dirs: list[Path] = typer.Argument(..., help="Run directory of a classifier; several: an ensemble.",
+                                          metavar="RUN_DIR..."),
     input: Optional[Path] = typer.Option(None, "--input", help="Texts, one a line (default: stdin)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Output file (default: stdout)."),
     json_output: bool = typer.Option(False, "--json", help="One JSON object a line: label and every class's probability."),
@@ -24,16 +25,14 @@ def classify(
     """Label texts with a trained classifier: one line in, one label out, input order kept."""
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
-    from lstmnlp.checkpoint import load_run
-    from lstmnlp.classification import predict
+    from lstmnlp.ensemble import classifier_labels, load_runs, predict_ensemble
 
-    loaded = load_run(run_dir, expected_task="classify")
+    runs = load_runs(run_dirs, expected_task="classify")
     lines = read_input_lines(input)
     if output is not None and not output.parent.exists():
         raise UserError(f"{output.parent}: output directory does not exist")
-    labels = loaded.meta["labels"]
-    probabilities = predict(loaded.model, loaded.tokenizer, lines, max_length=loaded.config.data.max_length,
-                            batch_size=batch_size, lowercase=loaded.config.data.lowercase)
+    labels = classifier_labels(runs)
+    probabilities = predict_ensemble(runs, lines, batch_size=batch_size)
     rendered = []
     for row in probabilities.tolist():
         best = labels[max(range(len(row)), key=row.__getitem__)]
@@ -68,16 +67,17 @@ def read_gold(loaded, input: Path, labels: Optional[Path]) -> tuple[list[str], l
     return labeled.texts, labeled.labels
 
 
-def evaluate_classifier(run_dir: Path, input: Optional[Path], labels: Optional[Path], json_output: bool) -> None:
-    """Accuracy, macro-F1 and a confusion matrix of a classifier on labeled text."""
-    from lstmnlp.checkpoint import load_run
+def evaluate_classifier(run_dirs: list[Path], input: Optional[Path], labels: Optional[Path],
+                        json_output: bool) -> None:
+    """Accuracy, macro-F1 and a confusion matrix of a classifier (or an ensemble) on labeled text."""
     from lstmnlp.classification import evaluate_run
+    from lstmnlp.ensemble import load_runs
 
     if input is None:
         raise UserError("evaluate RUN_DIR needs --input FILE (and --labels FILE unless the input is labeled)")
-    loaded = load_run(run_dir, expected_task="classify")
-    texts, gold = read_gold(loaded, input, labels)
-    result = evaluate_run(loaded, texts, gold)
+    runs = load_runs(run_dirs, expected_task="classify")
+    texts, gold = read_gold(runs[0], input, labels)
+    result = evaluate_run(runs, texts, gold)
     if json_output:
         print(json.dumps(result.as_dict()))
         return

@@ -15,7 +15,8 @@ from lstmnlp.errors import UserError
 
 @user_errors
 def translate(
-    run_dir: Path = typer.Argument(..., help="Run directory of a translation model."),
+    run_dirs: list[Path] = typer.Argument(..., help="Run directory of a translation model; several: an "
+                                          "ensemble (one vocabulary).", metavar="RUN_DIR..."),
     input: Optional[Path] = typer.Option(None, "--input", help="Source text, one sentence a line (default: stdin)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Output file (default: stdout)."),
     beam_size: int = typer.Option(5, "--beam-size", help="Beams per sentence (1 is greedy)."),
@@ -38,14 +39,15 @@ def translate(
         raise UserError("--nbest cannot exceed --beam-size")
     if precision not in ("auto", "fp32", "bf16"):
         raise UserError(f"--precision {precision!r}: choose auto, fp32 or bf16")
-    from lstmnlp.checkpoint import load_run
+    from lstmnlp.ensemble import load_translation_ensemble
+    from lstmnlp.quantize import apply_quantize
     from lstmnlp.translation import translate_lines
 
-    from lstmnlp.quantize import apply_quantize
-
-    loaded = load_run(run_dir, expected_task=SEQ2SEQ_TASKS)
+    loaded = load_translation_ensemble(run_dirs, expected_task=SEQ2SEQ_TASKS)
+    if save_attention is not None and not hasattr(loaded.model, "decoder"):
+        raise UserError("--save-attention is for one model, not an ensemble")
     if save_attention is not None and loaded.config.model.attention == "none":
-        raise UserError(f"--save-attention: {run_dir} has no attention (model.attention: none)")
+        raise UserError(f"--save-attention: {loaded.run_dir} has no attention (model.attention: none)")
     loaded.model = apply_quantize(loaded.model, quantize)
     lines = read_input_lines(input)
     if save_attention is not None and not save_attention.parent.exists():
@@ -88,7 +90,8 @@ def decode_in_bf16(precision: str, beam_size: int, batch_size: int, device) -> b
 
 @user_errors
 def evaluate(
-    target: str = typer.Argument(..., help="`bleu` to score files, or a translation or classifier RUN_DIR."),
+    targets: list[str] = typer.Argument(..., help="`bleu` to score files, or a translation or classifier "
+                                        "RUN_DIR (several: an ensemble).", metavar="bleu|RUN_DIR..."),
     hyp: Optional[Path] = typer.Option(None, "--hyp", help="Hypotheses, one per line (with `bleu`)."),
     ref: Optional[Path] = typer.Option(None, "--ref", help="References, one per line, plain text."),
     input: Optional[Path] = typer.Option(None, "--input", help="Source text to translate, or texts to classify."),
@@ -104,8 +107,11 @@ def evaluate(
     from lstmnlp.data import read_lines
     from lstmnlp.metrics import bleu_and_chrf
 
-    if target != "bleu" and _run_task(Path(target)) == "classify":
-        evaluate_classifier(Path(target), input, labels, json_output)
+    target, run_dirs = targets[0], [Path(name) for name in targets]
+    if target == "bleu" and len(targets) > 1:
+        raise UserError("evaluate bleu takes no run directory: evaluate bleu --hyp F --ref F")
+    if target != "bleu" and _run_task(run_dirs[0]) == "classify":
+        evaluate_classifier(run_dirs, input, labels, json_output)
         return
     if ref is None:
         raise UserError("evaluate needs --ref FILE (the reference translations)")
@@ -116,12 +122,11 @@ def evaluate(
     else:
         if input is None:
             raise UserError("evaluate RUN_DIR needs --input FILE (source) and --ref FILE")
-        from lstmnlp.checkpoint import load_run
+        from lstmnlp.ensemble import load_translation_ensemble
+        from lstmnlp.quantize import apply_quantize
         from lstmnlp.translation import translate_lines
 
-        from lstmnlp.quantize import apply_quantize
-
-        loaded = load_run(Path(target), expected_task=SEQ2SEQ_TASKS)
+        loaded = load_translation_ensemble(run_dirs, expected_task=SEQ2SEQ_TASKS)
         loaded.model = apply_quantize(loaded.model, quantize)
         results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, read_lines(input),
                                   beam_size=beam_size)
@@ -137,7 +142,8 @@ def evaluate(
 
 def _run_task(run_dir: Path) -> str:
     from lstmnlp.checkpoint import read_meta
+    from lstmnlp.ensemble import member_dirs
 
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found (or use `evaluate bleu --hyp F --ref F`)")
-    return str(read_meta(run_dir).get("task"))
+    return str(read_meta(member_dirs(run_dir)[0]).get("task"))

@@ -144,9 +144,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # cosine/linear decay floor, as a share of lr
     plateau_factor: float = 0.5  # reduce-on-plateau multiplier
     clip_norm: float = 1.0  # gradient clipping by global norm; 0 turns it off
-    average_decay: float = 0.0  # > 0 (e.g. 0.999): validate and save an exponential moving average of
-    #                            the weights (Polyak averaging; OpenNMT-py's average_decay); 0 = off
+    average_decay: float = 0.0  # > 0 (e.g. 0.999): validate and save a moving average of the weights (Polyak)
     seed: int = 1234
+    ensemble: int = 1  # N > 1: train N members (seeds seed, seed+1, ...; budgets per member), used as one
     max_epochs: int = 0  # 0 = no limit
     max_steps: int = 0  # 0 = no limit
     max_time: float = 0.0  # seconds of training, a hard budget; 0 = no limit
@@ -164,10 +164,10 @@ class TrainConfig:
     pretrained_lr_ratio: float = 1.0  # LR of pretrained parameters as a share of train.lr
 
     def validate(self) -> None:
-        for key in ("batch_size", "bptt", "eval_every", "eval_streams", "log_every"):
+        for key in ("batch_size", "bptt", "eval_every", "eval_streams", "log_every", "ensemble"):
             _check(getattr(self, key) >= 1, f"train.{key}", "must be at least 1")
-        for key in ("max_epochs", "max_steps", "max_time", "patience", "keep_last", "max_tokens", "warmup_steps", "threads",
-                    "clip_norm", "weight_decay"):
+        for key in ("max_epochs", "max_steps", "max_time", "patience", "keep_last", "max_tokens", "warmup_steps",
+                    "threads", "clip_norm", "weight_decay", "unfreeze_every"):
             _check(getattr(self, key) >= 0, f"train.{key}", "must not be negative")
         _check(self.lr > 0, "train.lr", "must be positive")
         _check(0 < self.adam_beta2 < 1, "train.adam_beta2", "must lie between 0 and 1")
@@ -180,7 +180,6 @@ class TrainConfig:
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
         _check(0 < self.plateau_factor < 1, "train.plateau_factor", "must lie between 0 and 1")
         _check(0 <= self.min_lr_ratio <= 1, "train.min_lr_ratio", "must lie between 0 and 1")
-        _check(self.unfreeze_every >= 0, "train.unfreeze_every", "must not be negative")
         _check(0 < self.pretrained_lr_ratio <= 1, "train.pretrained_lr_ratio", "must lie in (0, 1]")
 
 
@@ -201,9 +200,8 @@ class ExperimentConfig:
         self.tokenizer.validate()
         self.model.validate()
         self.train.validate()
-        if self.task == "lm" and self.model.bidirectional:
-            raise UserError("model.bidirectional: a language model must not see the future; "
-                            "set model.bidirectional=false")
+        _check(self.task != "lm" or not self.model.bidirectional, "model.bidirectional",
+               "a language model must not see the future; set model.bidirectional=false")
         if self.task == "translate":
             _check(bool(self.data.source_lang and self.data.target_lang), "data.source_lang",
                    "translation needs data.source_lang and data.target_lang")
@@ -214,6 +212,8 @@ class ExperimentConfig:
                    "an autoencoder must rebuild each line from the encoder's final state alone (with "
                    "attention it learns to copy); set model.attention=none")
             _check(self.tokenizer.joint, "tokenizer.joint", "an autoencoder has one vocabulary; set it true")
+        _check(self.train.ensemble == 1 or self.task == "classify" or (self.task != "lm" and self.tokenizer.joint),
+               "train.ensemble", "is for classifiers and joint-vocabulary translation models")
 
 
 def _check(ok: bool, key: str, message: str) -> None:

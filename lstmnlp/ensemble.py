@@ -1,0 +1,135 @@
+"""Ensembles: several trained runs of one task decide together, their probabilities averaged.
+
+Independently trained models make different mistakes, so the average of their probabilities
+is usually right more often than any one of them (fairseq's and OpenNMT-py's ensemble
+decoding). A classifier ensemble averages class probabilities: each member reads the raw text
+with its own tokenizer, and the members must have the same label names. A translation ensemble
+averages each member's next-token probabilities at every decoding step, so the members must
+share the source and the target vocabulary (train them with one tokenizer: `train.ensemble`,
+or `--set tokenizer.path=FIRST_RUN/tokenizer.model`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from lstmnlp import checkpoint
+from lstmnlp.errors import UserError
+
+
+def average_log_probs(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
+    """log of the mean of the members' probabilities, from their (B, V) log-probabilities."""
+    if len(log_probs) == 1:
+        return log_probs[0]
+    return torch.logsumexp(torch.stack(log_probs), dim=0) - math.log(len(log_probs))
+
+
+@dataclass(frozen=True)
+class EnsembleState:
+    """The members' decoder states side by side; row operations apply to each."""
+
+    members: tuple[Any, ...]
+
+    def select(self, index: torch.Tensor) -> "EnsembleState":
+        return EnsembleState(tuple(state.select(index) for state in self.members))
+
+    def expand_beams(self, beam_size: int) -> "EnsembleState":
+        return EnsembleState(tuple(state.expand_beams(beam_size) for state in self.members))
+
+    def reorder_beams(self, index: torch.Tensor) -> "EnsembleState":
+        return EnsembleState(tuple(state.reorder_beams(index) for state in self.members))
+
+
+class Seq2SeqEnsemble(nn.Module):
+    """Encoder-decoder models with one vocabulary, decoded as one: `encode` and `step` as a
+    single `Seq2SeqModel` offers them, so translation and search need no change."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def encode(self, source_ids: torch.Tensor, source_lengths: torch.Tensor) -> EnsembleState:
+        return EnsembleState(tuple(member.encode(source_ids, source_lengths) for member in self.members))
+
+    def step(self, prev_ids: torch.Tensor, state: EnsembleState) -> tuple[torch.Tensor, EnsembleState]:
+        outputs = [member.step(prev_ids, member_state) for member, member_state in zip(self.members, state.members)]
+        return average_log_probs([log_probs for log_probs, _ in outputs]), EnsembleState(tuple(s for _, s in outputs))
+
+
+def member_dirs(run_dir: Path) -> list[Path]:
+    """The runs a directory stands for: its members when it holds an ensemble (`ensemble.json`,
+    written by `train.ensemble`), else the run itself."""
+    import json
+
+    listing = Path(run_dir) / checkpoint.ENSEMBLE
+    if not listing.is_file():
+        return [Path(run_dir)]
+    try:
+        names = json.loads(listing.read_text(encoding="utf-8"))["members"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise UserError(f"{listing}: damaged ensemble listing") from None
+    return [Path(run_dir) / name for name in names]
+
+
+def load_runs(run_dirs: Sequence[Path], *, expected_task: str | tuple[str, ...]) -> list[checkpoint.LoadedRun]:
+    """Every member run of `run_dirs` (an ensemble directory counts as its members), loaded."""
+    runs = [checkpoint.load_run(member, expected_task=expected_task)
+            for run_dir in run_dirs for member in member_dirs(run_dir)]
+    tasks = {run.config.task for run in runs}
+    if len(tasks) > 1:
+        raise UserError(f"an ensemble needs runs of one task, not {' and '.join(sorted(tasks))}")
+    return runs
+
+
+def load_translation_ensemble(run_dirs: Sequence[Path], *, expected_task: tuple[str, ...]) -> checkpoint.LoadedRun:
+    """The runs as one translation model: the first run's settings and tokenizers, the members'
+    averaged steps. Refused unless every member has the first one's vocabularies."""
+    runs = load_runs(run_dirs, expected_task=expected_task)
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    for run in runs[1:]:
+        for side, mine, theirs in (("source", first.tokenizer, run.tokenizer),
+                                   ("target", first.target_tokenizer, run.target_tokenizer)):
+            if _pieces(mine) != _pieces(theirs):
+                raise UserError(f"{run.run_dir}: its {side} vocabulary differs from {first.run_dir}'s; an "
+                                "ensemble averages next-token probabilities, so its members need one tokenizer "
+                                f"(train with --set tokenizer.path={first.run_dir / checkpoint.TOKENIZER})")
+    return checkpoint.LoadedRun(first.run_dir, first.config, first.meta, first.tokenizer,
+                                Seq2SeqEnsemble([run.model for run in runs]).eval(), first.target_tokenizer)
+
+
+def _pieces(tokenizer) -> list[str]:
+    return [tokenizer.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+
+
+def classifier_labels(runs: Sequence[checkpoint.LoadedRun]) -> list[str]:
+    """The label names every member shares (in the first member's order); refused otherwise."""
+    labels = list(runs[0].meta["labels"])
+    for run in runs[1:]:
+        if sorted(run.meta["labels"]) != sorted(labels):
+            raise UserError(f"{run.run_dir}: its labels ({', '.join(run.meta['labels'])}) differ from "
+                            f"{runs[0].run_dir}'s ({', '.join(labels)}); an ensemble needs the same labels")
+    return labels
+
+
+def predict_ensemble(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str], *,
+                     batch_size: int = 64) -> torch.Tensor:
+    """(N, C) class probabilities averaged over the member classifiers, columns in the order of
+    `classifier_labels(runs)`; each member reads the texts with its own tokenizer and casing."""
+    from lstmnlp.classification import predict
+
+    labels = classifier_labels(runs)
+    total = torch.zeros(len(texts), len(labels))
+    for run in runs:
+        probabilities = predict(run.model, run.tokenizer, texts, max_length=run.config.data.max_length,
+                                batch_size=batch_size, lowercase=run.config.data.lowercase)
+        columns = [run.meta["labels"].index(name) for name in labels]
+        total += probabilities[:, columns]
+    return total / len(runs)

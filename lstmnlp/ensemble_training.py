@@ -1,0 +1,81 @@
+"""`train.ensemble: N`: N members trained one after another into RUN/member-K (seeds seed,
+seed+1, ...; every budget applies to each member), then used as one model by `classify`,
+`translate` and `evaluate` on RUN. Members after the first reuse its tokenizer (a translation
+ensemble averages next-token probabilities over one vocabulary) and, for classifiers, the same
+training/validation split, so the ensemble's validation score is a fair one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from lstmnlp import checkpoint
+from lstmnlp.config import SEQ2SEQ_TASKS, ExperimentConfig, dump_yaml
+
+
+def member_config(config: ExperimentConfig, number: int, first_member: Path) -> ExperimentConfig:
+    """Member `number` (from 1): its own seed; the first member's tokenizer unless it is the
+    first or the tokenizer comes with `model.init_from`."""
+    train = dataclasses.replace(config.train, seed=config.train.seed + number - 1, ensemble=1)
+    tokenizer = config.tokenizer
+    if number > 1 and not config.model.init_from:
+        tokenizer = dataclasses.replace(tokenizer, path=str(first_member / checkpoint.TOKENIZER))
+    return dataclasses.replace(config, train=train, tokenizer=tokenizer)
+
+
+def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[..., Any], *,
+                  log: Callable[[str], None] = print, data: Any = None) -> tuple[list[Any], dict[str, float]]:
+    """Train the members with `train_one(config, member_dir, **extra)` (`data`: a classifier's
+    (train, valid) split, passed to each member), then score the ensemble on the validation data.
+    Returns the members' summaries and the ensemble's validation metrics; RUN/ensemble.json lists
+    the members done so far, so a stopped run keeps its finished members usable."""
+    if config.task == "classify" and data is None:
+        from lstmnlp.classification_data import train_and_valid
+
+        data = train_and_valid(config)  # one split for all members: seeds differ, the split must not
+    extra = {"data": data} if config.task == "classify" else {}
+    checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
+    summaries, names = [], []
+    count = config.train.ensemble
+    for number in range(1, count + 1):
+        member_dir = run_dir / f"member-{number}"
+        member_dir.mkdir()
+        member = member_config(config, number, run_dir / "member-1")
+        log(f"ensemble member {number}/{count} (seed {member.train.seed}): {member_dir}")
+        summaries.append(train_one(member, member_dir, log=log, **extra))
+        names.append(member_dir.name)
+        checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps({"members": names}, indent=2) + "\n")
+    metrics = validate_ensemble(config, run_dir, data)
+    checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps(
+        {"members": names, "valid": metrics,
+         "member_valid": [summary.result.best_metrics for summary in summaries]}, indent=2) + "\n")
+    return summaries, metrics
+
+
+def validate_ensemble(config: ExperimentConfig, run_dir: Path, data: Any) -> dict[str, float]:
+    """The ensemble's validation score: accuracy and macro-F1 (classifiers), or greedy BLEU and
+    chrF as each member was validated (translation)."""
+    from lstmnlp.ensemble import load_runs, load_translation_ensemble
+
+    if config.task == "classify":
+        from lstmnlp.classification import evaluate_run
+
+        valid = data[1]
+        scores = evaluate_run(load_runs([run_dir], expected_task="classify"), valid.texts, valid.labels)
+        return {"valid_accuracy": scores.accuracy, "valid_macro_f1": scores.macro_f1}
+    assert config.task in SEQ2SEQ_TASKS
+    from lstmnlp.metrics import bleu_and_chrf
+    from lstmnlp.translation import read_training_pairs, translate_lines
+
+    _, _, sources, references, _ = read_training_pairs(config)
+    limit = config.train.eval_bleu_batches * config.train.batch_size or len(sources)  # as members validate
+    sources, references = sources[:limit], references[:limit]
+    loaded = load_translation_ensemble([run_dir], expected_task=SEQ2SEQ_TASKS)
+    hypotheses = [found[0][0] for found in translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer,
+                                                            sources, batch_size=config.train.batch_size,
+                                                            fast_greedy=True)]
+    scores = bleu_and_chrf(hypotheses, references, warn_tokenized=False)
+    return {"valid_bleu": scores.bleu, "valid_chrf": scores.chrf}

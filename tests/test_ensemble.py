@@ -1,0 +1,175 @@
+"""Ensembles: averaged probabilities in search (against exhaustive search), and through the CLI:
+`train.ensemble`, several RUN_DIRs to classify/translate/evaluate, and the refusals."""
+
+import itertools
+import json
+import math
+import shutil
+
+import pytest
+import torch
+import yaml
+
+from lstmnlp.ensemble import Seq2SeqEnsemble, average_log_probs
+from lstmnlp.search import beam_search
+
+from conftest import ROOT, assert_user_error, require_data, run_cli
+from test_cli_classifier import TINY_CLS
+from test_cli_translation import TINY_MT
+from test_seq2seq import BOS, EOS, PAIRS, encoded, tiny_model
+
+
+def test_average_log_probs_is_the_log_of_the_mean_probability():
+    torch.manual_seed(0)
+    members = [torch.log_softmax(torch.randn(3, 7), -1) for _ in range(3)]
+    expected = torch.log(sum(member.exp() for member in members) / 3)
+    torch.testing.assert_close(average_log_probs(members), expected)
+    torch.testing.assert_close(average_log_probs(members).exp().sum(-1), torch.ones(3))
+    assert average_log_probs(members[:1]) is members[0]
+
+
+def test_an_ensemble_of_one_model_twice_searches_as_the_model():
+    model = tiny_model()
+    ensemble = Seq2SeqEnsemble([model, model]).eval()
+    state, starts = encoded(model, PAIRS)
+    alone = beam_search(model.step, state, starts, beam_size=3, max_lengths=6, eos_id=EOS, alpha=1.0, nbest=2)
+    ensemble_state, _ = encoded(ensemble, PAIRS)
+    together = beam_search(ensemble.step, ensemble_state, starts, beam_size=3, max_lengths=6, eos_id=EOS,
+                           alpha=1.0, nbest=2)
+    for mine, theirs in zip(alone, together):
+        assert [h.tokens for h in mine] == [h.tokens for h in theirs]
+        assert [h.score for h in mine] == pytest.approx([h.score for h in theirs], abs=1e-5)
+
+
+def test_ensemble_beam_search_equals_exhaustive_search_over_averaged_probabilities():
+    """Two different models; every hypothesis scored by running each member alone and averaging
+    their probabilities token by token; a wide beam over the ensemble must find the best one.
+    Only tokens 3-5 are allowed (the averaged distribution renormalized over them)."""
+    members = [tiny_model(vocab=6), tiny_model(False, "luong", vocab=6)]
+    ensemble = Seq2SeqEnsemble(members).eval()
+    source = [([4, 5, 4], [5])]
+
+    def restricted(step):  # ordinary tokens 4, 5 and <eos> 3 only
+        def run(prev_ids, state):
+            log_probs, state = step(prev_ids, state)
+            log_probs[:, :3] = float("-inf")
+            log_probs[:, 3:] = torch.log_softmax(log_probs[:, 3:], -1)
+            return log_probs, state
+        return run
+
+    @torch.no_grad()
+    def score(tokens, ended):
+        states = [encoded(member, source)[0] for member in members]
+        prev, total = torch.full((1,), BOS), 0.0
+        for token in tokens + ([EOS] if ended else []):
+            steps = [member.step(prev, state) for member, state in zip(members, states)]
+            states = [state for _, state in steps]
+            mean = [sum(math.exp(float(log_probs[0, t])) for log_probs, _ in steps) / 2 for t in range(6)]
+            total += math.log(mean[token] / sum(mean[3:]))  # restricted to 3, 4, 5 as in the search
+            prev = torch.tensor([token])
+        return total
+
+    max_len = 3
+    candidates = [(score(list(t), len(t) < max_len), list(t)) for length in range(max_len + 1)
+                  for t in itertools.product([4, 5], repeat=length)]
+    best_score, best_tokens = max(candidates)
+    state, starts = encoded(ensemble, source)
+    found = beam_search(restricted(ensemble.step), state, starts, beam_size=20, max_lengths=max_len, eos_id=EOS)[0][0]
+    assert found.tokens == best_tokens and abs(found.score - best_score) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def sst_slice(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sst")
+    for split, count in (("train", 200), ("dev", 40)):
+        lines = require_data(f"sst/{split}.txt").read_text(encoding="utf-8").splitlines()
+        (folder / f"{split}.txt").write_text("\n".join(lines[:count]) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_classifier_ensemble_through_the_cli(sst_slice, tmp_path):
+    out = tmp_path / "sst2x2"
+    trained = run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--out", str(out),
+                      "--set", "data.phrases=false", *TINY_CLS, "--set", "train.max_steps=20", "--set",
+                      "train.ensemble=2")
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    assert "ensemble of 2" in trained.stdout
+    listing = json.loads((out / "ensemble.json").read_text())
+    assert listing["members"] == ["member-1", "member-2"] and "valid_accuracy" in listing["valid"]
+    seeds = [yaml.safe_load((out / name / "config.yaml").read_text())["train"]["seed"] for name in listing["members"]]
+    assert seeds[1] == seeds[0] + 1
+    text = "a gorgeous , witty film\nthe plot is a mess\n"
+    together = run_cli("classify", str(out), "--json", stdin=text)
+    assert together.returncode == 0, together.stderr
+    members = [run_cli("classify", str(out / name), "--json", stdin=text) for name in listing["members"]]
+    for line, *member_lines in zip(together.stdout.splitlines(), *(m.stdout.splitlines() for m in members)):
+        averaged = json.loads(line)["probabilities"]
+        for label, probability in averaged.items():
+            expected = sum(json.loads(m)["probabilities"][label] for m in member_lines) / 2
+            assert probability == pytest.approx(expected, abs=2e-6)
+    explicit = run_cli("classify", str(out / "member-1"), str(out / "member-2"), "--json", stdin=text)
+    assert explicit.stdout == together.stdout
+    scored = run_cli("evaluate", str(out), "--input", str(sst_slice / "dev.txt"), "--json")
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["accuracy"] == pytest.approx(listing["valid"]["valid_accuracy"])
+    other = tmp_path / "other-labels"
+    shutil.copytree(out / "member-1", other)
+    meta = json.loads((other / "meta.json").read_text())
+    (other / "meta.json").write_text(json.dumps(meta | {"labels": ["bad", "good"]}))
+    assert_user_error(run_cli("classify", str(out), str(other), stdin=text), "labels")
+    assert_user_error(run_cli("inspect", str(out), "--text", "a fine film"), "ensemble")
+
+
+def test_cross_validation_with_ensembles(tmp_path):
+    folder = tmp_path / "mr"
+    folder.mkdir()
+    for name in ("rt-polarity.pos", "rt-polarity.neg"):
+        lines = require_data(f"mr-polarity/{name}").read_text(encoding="utf-8").splitlines()
+        (folder / name).write_text("\n".join(lines[:60]) + "\n", encoding="utf-8")
+    cv = run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(folder), "--cv", "2",
+                 "--out", str(tmp_path / "cv"), *TINY_CLS, "--set", "train.max_steps=6", "--set", "train.eval_every=3",
+                 "--set", "train.ensemble=2")
+    assert cv.returncode == 0, cv.stderr + cv.stdout
+    assert len(json.loads((tmp_path / "cv" / "cv.json").read_text())["accuracies"]) == 2
+    for fold in ("fold-01", "fold-02"):
+        assert json.loads((tmp_path / "cv" / fold / "ensemble.json").read_text())["members"] == ["member-1", "member-2"]
+
+
+def test_translation_ensemble_through_the_cli(tmp_path):
+    data = tmp_path / "m30"
+    data.mkdir()
+    for split, count in (("train", 300), ("val", 16)):
+        for language in ("de", "en"):
+            lines = require_data(f"multi30k/{split}.{language}").read_text(encoding="utf-8").splitlines()
+            (data / f"{split}.{language}").write_text("\n".join(lines[:count]) + "\n", encoding="utf-8")
+    recipe = str(ROOT / "recipes" / "multi30k-de-en.yaml")
+    out = tmp_path / "mt"
+    trained = run_cli("train", recipe, "--data-dir", str(data), "--out", str(out), *TINY_MT,
+                      "--set", "train.max_steps=10", "--set", "train.eval_every=10", "--set", "train.ensemble=2")
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    assert (out / "member-2" / "tokenizer.model").read_bytes() == (out / "member-1" / "tokenizer.model").read_bytes()
+    assert "valid_bleu" in json.loads((out / "ensemble.json").read_text())["valid"]
+    text = "Ein Mann fährt Fahrrad.\n\nZwei Hunde spielen im Schnee.\n"
+    together = run_cli("translate", str(out), "--beam-size", "3", "--scores", stdin=text)
+    assert together.returncode == 0, together.stderr
+    assert len(together.stdout.split("\n")) == 4
+    explicit = run_cli("translate", str(out / "member-1"), str(out / "member-2"), "--beam-size", "3", "--scores",
+                       stdin=text)
+    assert explicit.stdout == together.stdout
+    single = run_cli("translate", str(out / "member-1"), "--beam-size", "3", "--scores", stdin=text)
+    assert single.stdout != together.stdout  # the second member changes the scores
+    other = tmp_path / "other"
+    assert run_cli("train", recipe, "--data-dir", str(data), "--out", str(other), *TINY_MT, "--set",
+                   "tokenizer.vocab_size=250", "--set", "train.max_steps=2", "--set", "train.eval_every=2").returncode == 0
+    assert_user_error(run_cli("translate", str(out), str(other), stdin=text), "vocabulary differs", "tokenizer.path")
+    assert_user_error(run_cli("translate", str(out), "--save-attention", str(tmp_path / "a.json"), stdin=text),
+                      "ensemble")
+
+
+def test_ensembles_refused_where_they_cannot_work(tmp_path):
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--set", "train.ensemble=2"),
+                      "train.ensemble")
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--set", "train.ensemble=2",
+                              "--set", "tokenizer.joint=false", "--set", "model.share_embeddings=false"), "train.ensemble")
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--set", "train.ensemble=0"),
+                      "train.ensemble")
