@@ -67,6 +67,9 @@ def train(
         if out is None or cv:
             raise UserError("--resume needs --out RUN_DIR (and works on single runs, not --cv)")
         config = resumable_config(out, recipe, overrides)
+        from lstmnlp.ensemble_training import check_resume
+
+        check_resume(out, config)
     else:
         config = load_config(recipe or DEFAULT_RECIPE, overrides)
     from lstmnlp.progress import make_reporter
@@ -87,9 +90,9 @@ def train(
     world = init_world()  # torchrun: one process per rank; rank 0 alone writes and prints
     if world.active and cv:
         raise UserError("--cv runs one process; start it without torchrun")
-    if config.train.ensemble > 1 and (resume or world.active):
+    if config.train.ensemble > 1 and world.active:
         raise UserError("train.ensemble trains its members one after another in one process: "
-                        "no --resume, --nproc or torchrun")
+                        "start it without --nproc or torchrun")
     run_dir = _open_run_dir(world, out, resume, config.name)
     say = console.print if world.is_main else (lambda *args, **kwargs: None)
     say(f"run directory: [bold]{run_dir}[/bold]" + (" (resuming)" if resume else "")
@@ -99,7 +102,7 @@ def train(
             console, max_steps=config.train.max_steps, max_time=config.train.max_time))
         return
     if config.train.ensemble > 1:
-        _train_ensemble(config, run_dir, train_task)
+        _train_ensemble(config, run_dir, train_task, resume)
         return
     reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
     try:
@@ -148,7 +151,7 @@ def _open_run_dir(world, out: Optional[Path], resume: bool, name: str) -> Path:
     return run_dir
 
 
-def _train_ensemble(config, run_dir: Path, train_task) -> None:
+def _train_ensemble(config, run_dir: Path, train_task, resume: bool) -> None:
     """`train.ensemble: N`: the members one after another, then a table of their validation
     scores and the ensemble's."""
     from lstmnlp.ensemble_training import train_members
@@ -162,16 +165,16 @@ def _train_ensemble(config, run_dir: Path, train_task) -> None:
             if hasattr(reporter, "close"):
                 reporter.close()
 
-    summaries, metrics = train_members(config, run_dir, train_one, log=lambda text: console.print(text, highlight=False))
-    table = Table(title=f"ensemble of {len(summaries)} ({run_dir})")
+    members, metrics = train_members(config, run_dir, train_one, resume=resume,
+                                     log=lambda text: console.print(text, highlight=False))
+    table = Table(title=f"ensemble of {len(members)} ({run_dir})")
     table.add_column("model")
     for key in metrics:
         table.add_column(f"best {key}", justify="right")
     table.add_column("time", justify="right")
-    for summary in summaries:
-        best = summary.result.best_metrics
-        table.add_row(summary.run_dir.name, *(f"{best.get(key, float('nan')):.2f}" for key in metrics),
-                      f"{summary.result.elapsed_s:.0f} s")
+    for member in members:
+        table.add_row(member.name, *(f"{member.best_metrics.get(key, float('nan')):.2f}" for key in metrics),
+                      f"{member.elapsed_s:.0f} s")
     table.add_row("[bold]ensemble[/bold]", *(f"[bold]{value:.2f}[/bold]" for value in metrics.values()), "")
     console.print(table)
 

@@ -22,10 +22,12 @@ def plot(
     out: Optional[Path] = typer.Option(None, "--out", help="PNG file (default: FIRST_RUN/curves.png)."),
 ) -> None:
     """Training and validation curves from metrics.jsonl, against steps and wall time."""
+    from lstmnlp.ensemble import member_dirs
     from lstmnlp.plots import plot_curves
 
     out = out or run_dirs[0] / "curves.png"
     _check_parent(out)
+    run_dirs = [member for run_dir in run_dirs for member in member_dirs(run_dir)]  # an ensemble: its members
     panels = plot_curves(run_dirs, out)
     console.print(f"{out}: {', '.join(panels)} of {len(run_dirs)} run(s)", highlight=False)
 

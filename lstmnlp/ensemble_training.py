@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from lstmnlp import checkpoint
 from lstmnlp.config import SEQ2SEQ_TASKS, ExperimentConfig, dump_yaml
+from lstmnlp.ensemble import load_runs, load_translation_ensemble, member_dirs
+from lstmnlp.errors import Interrupted, UserError
 
 
 def member_config(config: ExperimentConfig, number: int, first_member: Path) -> ExperimentConfig:
@@ -26,40 +30,75 @@ def member_config(config: ExperimentConfig, number: int, first_member: Path) -> 
     return dataclasses.replace(config, train=train, tokenizer=tokenizer)
 
 
+def check_resume(run_dir: Path, config: ExperimentConfig) -> None:
+    """`--resume` keeps a run what it is: an ensemble stays one, a single run stays single."""
+    ensemble = (run_dir / "member-1").is_dir() or (run_dir / checkpoint.ENSEMBLE).is_file()
+    if ensemble != (config.train.ensemble > 1):
+        what = ("an ensemble; resume it with train.ensemble of 2 or more" if ensemble
+                else "a single run; it cannot become an ensemble")
+        raise UserError(f"train.ensemble: {run_dir} is {what}")
+
+
+@dataclass(frozen=True)
+class MemberScore:
+    name: str
+    best_metrics: dict[str, float]
+    elapsed_s: float
+
+
 def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[..., Any], *,
-                  log: Callable[[str], None] = print, data: Any = None) -> tuple[list[Any], dict[str, float]]:
-    """Train the members with `train_one(config, member_dir, **extra)` (`data`: a classifier's
-    (train, valid) split, passed to each member), then score the ensemble on the validation data.
-    Returns the members' summaries and the ensemble's validation metrics; RUN/ensemble.json lists
-    the members done so far, so a stopped run keeps its finished members usable."""
+                  log: Callable[[str], None] = print, data: Any = None,
+                  resume: bool = False) -> tuple[list[MemberScore], dict[str, float]]:
+    """Train the members with `train_one(config, member_dir, log=, resume=, [data=])` (`data`: a
+    classifier's (train, valid) split, passed to each member), then score the ensemble on the
+    validation data. RUN/ensemble.json lists the members finished so far, so a stopped run keeps
+    them usable; `resume` skips those, resumes the one that was stopped and trains the rest (a
+    larger `train.ensemble` adds members). Returns each member's scores and the ensemble's."""
     if config.task == "classify" and data is None:
         from lstmnlp.classification_data import train_and_valid
 
         data = train_and_valid(config)  # one split for all members: seeds differ, the split must not
     extra = {"data": data} if config.task == "classify" else {}
     checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
-    summaries, names = [], []
+    listed = resume and (run_dir / checkpoint.ENSEMBLE).is_file()
+    finished = [path.name for path in member_dirs(run_dir)] if listed else []
     count = config.train.ensemble
     for number in range(1, count + 1):
         member_dir = run_dir / f"member-{number}"
-        member_dir.mkdir()
+        if member_dir.name in finished:
+            continue
+        stopped = (member_dir / checkpoint.TRAINER_STATE).is_file()
+        if member_dir.is_dir() and not stopped:
+            if any(member_dir.glob("*.safetensors")):
+                raise UserError(f"{member_dir}: weights without a trainer state; move it away to train it again")
+            shutil.rmtree(member_dir)  # stopped before its first checkpoint: nothing in it to keep
+        member_dir.mkdir(exist_ok=True)
         member = member_config(config, number, run_dir / "member-1")
-        log(f"ensemble member {number}/{count} (seed {member.train.seed}): {member_dir}")
-        summaries.append(train_one(member, member_dir, log=log, **extra))
-        names.append(member_dir.name)
-        checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps({"members": names}, indent=2) + "\n")
+        log(f"ensemble member {number}/{count} (seed {member.train.seed}): {member_dir}"
+            + (" (resuming)" if stopped else ""))
+        try:
+            train_one(member, member_dir, log=log, resume=stopped, **extra)
+        except Interrupted as stop:  # point at the ensemble, not at the member alone
+            raise Interrupted(f"{member_dir.name} of {count} stopped, its checkpoint written; continue the "
+                              f"ensemble with --out {run_dir} --resume", stop.exit_code) from None
+        finished.append(member_dir.name)
+        checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps({"members": finished}, indent=2) + "\n")
+    scores = [_member_score(run_dir / name) for name in finished]
     metrics = validate_ensemble(config, run_dir, data)
     checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps(
-        {"members": names, "valid": metrics,
-         "member_valid": [summary.result.best_metrics for summary in summaries]}, indent=2) + "\n")
-    return summaries, metrics
+        {"members": finished, "valid": metrics, "member_valid": [score.best_metrics for score in scores]},
+        indent=2) + "\n")
+    return scores, metrics
+
+
+def _member_score(member_dir: Path) -> MemberScore:
+    meta = checkpoint.read_meta(member_dir)
+    return MemberScore(member_dir.name, meta.get("best_metrics", {}), float(meta.get("elapsed_s", 0.0)))
 
 
 def validate_ensemble(config: ExperimentConfig, run_dir: Path, data: Any) -> dict[str, float]:
     """The ensemble's validation score: accuracy and macro-F1 (classifiers), or greedy BLEU and
     chrF as each member was validated (translation)."""
-    from lstmnlp.ensemble import load_runs, load_translation_ensemble
-
     if config.task == "classify":
         from lstmnlp.classification import evaluate_run
 

@@ -8,7 +8,8 @@ from conftest import ROOT, assert_user_error, require_data, run_cli
 
 TINY_CLS = ["--set", "model.embedding_dim=16", "--set", "model.hidden_size=16", "--set", "tokenizer.vocab_size=400",
             "--set", "train.batch_size=16", "--set", "train.max_steps=40", "--set", "train.eval_every=20",
-            "--set", "train.max_time=0", "--set", "train.precision=fp32", "--set", "train.lr=0.01"]
+            "--set", "train.max_time=0", "--set", "train.precision=fp32", "--set", "train.lr=0.01",
+            "--set", "train.ensemble=1"]
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,21 @@ def test_classifier_ensemble_through_the_cli(sst_slice, tmp_path):
     (other / "meta.json").write_text(json.dumps(meta | {"labels": ["bad", "good"]}))
     assert_user_error(run_cli("classify", str(out), str(other), stdin=text), "labels")
     assert_user_error(run_cli("inspect", str(out), "--text", "a fine film"), "ensemble")
+    plotted = run_cli("plot", str(out), "--out", str(tmp_path / "curves.png"))
+    assert plotted.returncode == 0 and "of 2 run(s)" in plotted.stdout, plotted.stderr
+
+    # --resume: finished members are kept as they are, a stopped one resumes, a larger N adds members.
+    first_weights = (out / "member-1" / "model.safetensors").read_bytes()
+    (out / "ensemble.json").write_text(json.dumps({"members": ["member-1"]}))  # as if killed after member-2's checkpoint
+    grown = run_cli("train", "--out", str(out), "--resume", "--set", "train.ensemble=3")
+    assert grown.returncode == 0, grown.stderr + grown.stdout
+    assert "member 2/3 (seed 1235)" in grown.stdout and "(resuming)" in grown.stdout
+    assert "member 1/3" not in grown.stdout
+    assert (out / "member-1" / "model.safetensors").read_bytes() == first_weights
+    assert json.loads((out / "ensemble.json").read_text())["members"] == ["member-1", "member-2", "member-3"]
+    assert_user_error(run_cli("train", "--out", str(out), "--resume", "--set", "train.ensemble=1"), "an ensemble")
+    assert_user_error(run_cli("train", "--out", str(out / "member-1"), "--resume", "--set", "train.ensemble=2"),
+                      "a single run")
 
 
 def test_cross_validation_with_ensembles(tmp_path):
@@ -159,8 +174,9 @@ def test_translation_ensemble_through_the_cli(tmp_path):
     single = run_cli("translate", str(out / "member-1"), "--beam-size", "3", "--scores", stdin=text)
     assert single.stdout != together.stdout  # the second member changes the scores
     other = tmp_path / "other"
-    assert run_cli("train", recipe, "--data-dir", str(data), "--out", str(other), *TINY_MT, "--set",
-                   "tokenizer.vocab_size=250", "--set", "train.max_steps=2", "--set", "train.eval_every=2").returncode == 0
+    assert run_cli("train", recipe, "--data-dir", str(data), "--out", str(other), *TINY_MT,
+                   "--set", "tokenizer.vocab_size=250", "--set", "train.max_steps=2",
+                   "--set", "train.eval_every=2").returncode == 0
     assert_user_error(run_cli("translate", str(out), str(other), stdin=text), "vocabulary differs", "tokenizer.path")
     assert_user_error(run_cli("translate", str(out), "--save-attention", str(tmp_path / "a.json"), stdin=text),
                       "ensemble")
@@ -170,6 +186,7 @@ def test_ensembles_refused_where_they_cannot_work(tmp_path):
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--set", "train.ensemble=2"),
                       "train.ensemble")
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--set", "train.ensemble=2",
-                              "--set", "tokenizer.joint=false", "--set", "model.share_embeddings=false"), "train.ensemble")
+                              "--set", "tokenizer.joint=false", "--set", "model.share_embeddings=false"),
+                      "train.ensemble")
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--set", "train.ensemble=0"),
                       "train.ensemble")
