@@ -39,12 +39,12 @@ def translate(
         raise UserError("--nbest cannot exceed --beam-size")
     if precision not in ("auto", "fp32", "bf16"):
         raise UserError(f"--precision {precision!r}: choose auto, fp32 or bf16")
-    from lstmnlp.ensemble import load_translation_ensemble
+    from lstmnlp.ensemble import Seq2SeqEnsemble, load_translation_ensemble
     from lstmnlp.quantize import apply_quantize
     from lstmnlp.translation import translate_lines
 
     loaded = load_translation_ensemble(run_dirs, expected_task=SEQ2SEQ_TASKS)
-    if save_attention is not None and not hasattr(loaded.model, "decoder"):
+    if save_attention is not None and isinstance(loaded.model, Seq2SeqEnsemble):
         raise UserError("--save-attention is for one model, not an ensemble")
     if save_attention is not None and loaded.config.model.attention == "none":
         raise UserError(f"--save-attention: {loaded.run_dir} has no attention (model.attention: none)")

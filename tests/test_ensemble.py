@@ -1,7 +1,6 @@
 """Ensembles: averaged probabilities in search (against exhaustive search), and through the CLI:
 `train.ensemble`, several RUN_DIRs to classify/translate/evaluate, and the refusals."""
 
-import itertools
 import json
 import math
 import shutil
@@ -14,9 +13,9 @@ from lstmnlp.ensemble import Seq2SeqEnsemble, average_log_probs
 from lstmnlp.search import beam_search
 
 from conftest import ROOT, assert_user_error, require_data, run_cli
-from test_cli_classifier import TINY_CLS
+from test_cli_classifier import TINY_CLS, sst_slice  # noqa: F401 (a fixture)
 from test_cli_translation import TINY_MT
-from test_seq2seq import BOS, EOS, PAIRS, encoded, tiny_model
+from test_seq2seq import BOS, EOS, PAIRS, encoded, exhaustive_best, restricted, tiny_model
 
 
 def test_average_log_probs_is_the_log_of_the_mean_probability():
@@ -49,14 +48,6 @@ def test_ensemble_beam_search_equals_exhaustive_search_over_averaged_probabiliti
     ensemble = Seq2SeqEnsemble(members).eval()
     source = [([4, 5, 4], [5])]
 
-    def restricted(step):  # ordinary tokens 4, 5 and <eos> 3 only
-        def run(prev_ids, state):
-            log_probs, state = step(prev_ids, state)
-            log_probs[:, :3] = float("-inf")
-            log_probs[:, 3:] = torch.log_softmax(log_probs[:, 3:], -1)
-            return log_probs, state
-        return run
-
     @torch.no_grad()
     def score(tokens, ended):
         states = [encoded(member, source)[0] for member in members]
@@ -70,21 +61,10 @@ def test_ensemble_beam_search_equals_exhaustive_search_over_averaged_probabiliti
         return total
 
     max_len = 3
-    candidates = [(score(list(t), len(t) < max_len), list(t)) for length in range(max_len + 1)
-                  for t in itertools.product([4, 5], repeat=length)]
-    best_score, best_tokens = max(candidates)
+    best_score, best_tokens = exhaustive_best(score, max_len)
     state, starts = encoded(ensemble, source)
     found = beam_search(restricted(ensemble.step), state, starts, beam_size=20, max_lengths=max_len, eos_id=EOS)[0][0]
     assert found.tokens == best_tokens and abs(found.score - best_score) < 1e-5
-
-
-@pytest.fixture(scope="module")
-def sst_slice(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sst")
-    for split, count in (("train", 200), ("dev", 40)):
-        lines = require_data(f"sst/{split}.txt").read_text(encoding="utf-8").splitlines()
-        (folder / f"{split}.txt").write_text("\n".join(lines[:count]) + "\n", encoding="utf-8")
-    return folder
 
 
 def test_classifier_ensemble_through_the_cli(sst_slice, tmp_path):

@@ -163,15 +163,27 @@ def test_beam_rows_share_one_memory_row_per_sentence(input_feeding, attention):
                                atol=1e-5, rtol=0)
 
 
-def test_large_beam_equals_exhaustive_search_on_tiny_model():
-    model = tiny_model(vocab=6)  # ordinary tokens 4, 5 plus <eos> 3 (ids 0-2 get -inf below)
-    state, starts = encoded(model, [([4, 5, 4], [5])])
-
-    def step(prev_ids, step_state):
-        log_probs, step_state = model.step(prev_ids, step_state)
+def restricted(step):
+    """`step` allowed only <eos> 3 and the ordinary tokens 4, 5 (renormalized over them)."""
+    def run(prev_ids, state):
+        log_probs, state = step(prev_ids, state)
         log_probs[:, :3] = float("-inf")
         log_probs[:, 3:] = torch.log_softmax(log_probs[:, 3:], -1)
-        return log_probs, step_state
+        return log_probs, state
+    return run
+
+
+def exhaustive_best(score, max_len: int) -> tuple[float, list[int]]:
+    """The best (score(tokens, ended), tokens) over every sequence of 4s and 5s up to `max_len`
+    long; the shorter ones end with <eos>."""
+    return max((score(list(t), len(t) < max_len), list(t)) for length in range(max_len + 1)
+               for t in itertools.product([4, 5], repeat=length))
+
+
+def test_large_beam_equals_exhaustive_search_on_tiny_model():
+    model = tiny_model(vocab=6)
+    state, starts = encoded(model, [([4, 5, 4], [5])])
+    step = restricted(model.step)
 
     @torch.no_grad()
     def score(tokens, ended):
@@ -183,9 +195,7 @@ def test_large_beam_equals_exhaustive_search_on_tiny_model():
         return total
 
     max_len = 3
-    candidates = [(score(list(t), len(t) < max_len), list(t)) for length in range(max_len + 1)
-                  for t in itertools.product([4, 5], repeat=length)]
-    best_score, best_tokens = max(candidates)
+    best_score, best_tokens = exhaustive_best(score, max_len)
     found = beam_search(step, state, starts, beam_size=20, max_lengths=max_len, eos_id=EOS)[0][0]
     assert found.tokens == best_tokens and abs(found.score - best_score) < 1e-5
 
