@@ -104,13 +104,8 @@ def train(
     if config.train.ensemble > 1:
         _train_ensemble(config, run_dir, train_task, resume)
         return
-    reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
-    try:
-        summary = train_task(config, run_dir, reporter=reporter, resume=resume, world=world,
-                             log=lambda text: say(text, highlight=False))
-    finally:
-        if hasattr(reporter, "close"):
-            reporter.close()
+    summary = _train_with_progress(train_task, config, run_dir, resume=resume, world=world,
+                                   log=lambda text: say(text, highlight=False))
     if world.is_main:
         _render_train_summary(summary)
 
@@ -151,19 +146,25 @@ def _open_run_dir(world, out: Optional[Path], resume: bool, name: str) -> Path:
     return run_dir
 
 
+def _train_with_progress(train_task, config, run_dir: Path, **kwargs):
+    """`train_task(config, run_dir, ...)` under a progress display that is closed however it ends."""
+    from lstmnlp.progress import make_reporter
+
+    reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
+    try:
+        return train_task(config, run_dir, reporter=reporter, **kwargs)
+    finally:
+        if hasattr(reporter, "close"):
+            reporter.close()
+
+
 def _train_ensemble(config, run_dir: Path, train_task, resume: bool) -> None:
     """`train.ensemble: N`: the members one after another, then a table of their validation
     scores and the ensemble's."""
     from lstmnlp.ensemble_training import train_members
-    from lstmnlp.progress import make_reporter
 
     def train_one(member, member_dir: Path, **kwargs):
-        reporter = make_reporter(console, max_steps=config.train.max_steps, max_time=config.train.max_time)
-        try:
-            return train_task(member, member_dir, reporter=reporter, **kwargs)
-        finally:
-            if hasattr(reporter, "close"):
-                reporter.close()
+        return _train_with_progress(train_task, member, member_dir, **kwargs)
 
     members, metrics = train_members(config, run_dir, train_one, resume=resume,
                                      log=lambda text: console.print(text, highlight=False))

@@ -11,6 +11,7 @@ or `--set tokenizer.path=FIRST_RUN/tokenizer.model`).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +66,6 @@ class Seq2SeqEnsemble(nn.Module):
 def member_dirs(run_dir: Path) -> list[Path]:
     """The runs a directory stands for: its members when it holds an ensemble (`ensemble.json`,
     written by `train.ensemble`), else the run itself."""
-    import json
-
     listing = Path(run_dir) / checkpoint.ENSEMBLE
     if not listing.is_file():
         return [Path(run_dir)]

@@ -30,9 +30,14 @@ def member_config(config: ExperimentConfig, number: int, first_member: Path) -> 
     return dataclasses.replace(config, train=train, tokenizer=tokenizer)
 
 
+def member_dir(run_dir: Path, number: int) -> Path:
+    """Where member `number` (from 1) of an ensemble run lives."""
+    return run_dir / f"member-{number}"
+
+
 def check_resume(run_dir: Path, config: ExperimentConfig) -> None:
     """`--resume` keeps a run what it is: an ensemble stays one, a single run stays single."""
-    ensemble = (run_dir / "member-1").is_dir() or (run_dir / checkpoint.ENSEMBLE).is_file()
+    ensemble = member_dir(run_dir, 1).is_dir() or (run_dir / checkpoint.ENSEMBLE).is_file()
     if ensemble != (config.train.ensemble > 1):
         what = ("an ensemble; resume it with train.ensemble of 2 or more" if ensemble
                 else "a single run; it cannot become an ensemble")
@@ -64,24 +69,24 @@ def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[.
     finished = [path.name for path in member_dirs(run_dir)] if listed else []
     count = config.train.ensemble
     for number in range(1, count + 1):
-        member_dir = run_dir / f"member-{number}"
-        if member_dir.name in finished:
+        folder = member_dir(run_dir, number)
+        if folder.name in finished:
             continue
-        stopped = (member_dir / checkpoint.TRAINER_STATE).is_file()
-        if member_dir.is_dir() and not stopped:
-            if any(member_dir.glob("*.safetensors")):
-                raise UserError(f"{member_dir}: weights without a trainer state; move it away to train it again")
-            shutil.rmtree(member_dir)  # stopped before its first checkpoint: nothing in it to keep
-        member_dir.mkdir(exist_ok=True)
-        member = member_config(config, number, run_dir / "member-1")
-        log(f"ensemble member {number}/{count} (seed {member.train.seed}): {member_dir}"
+        stopped = (folder / checkpoint.TRAINER_STATE).is_file()
+        if folder.is_dir() and not stopped:
+            if any(folder.glob("*.safetensors")):
+                raise UserError(f"{folder}: weights without a trainer state; move it away to train it again")
+            shutil.rmtree(folder)  # stopped before its first checkpoint: nothing in it to keep
+        folder.mkdir(exist_ok=True)
+        member = member_config(config, number, member_dir(run_dir, 1))
+        log(f"ensemble member {number}/{count} (seed {member.train.seed}): {folder}"
             + (" (resuming)" if stopped else ""))
         try:
-            train_one(member, member_dir, log=log, resume=stopped, **extra)
+            train_one(member, folder, log=log, resume=stopped, **extra)
         except Interrupted as stop:  # point at the ensemble, not at the member alone
-            raise Interrupted(f"{member_dir.name} of {count} stopped, its checkpoint written; continue the "
+            raise Interrupted(f"{folder.name} of {count} stopped, its checkpoint written; continue the "
                               f"ensemble with --out {run_dir} --resume", stop.exit_code) from None
-        finished.append(member_dir.name)
+        finished.append(folder.name)
         checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps({"members": finished}, indent=2) + "\n")
     scores = [_member_score(run_dir / name) for name in finished]
     metrics = validate_ensemble(config, run_dir, data)
@@ -91,9 +96,9 @@ def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[.
     return scores, metrics
 
 
-def _member_score(member_dir: Path) -> MemberScore:
-    meta = checkpoint.read_meta(member_dir)
-    return MemberScore(member_dir.name, meta.get("best_metrics", {}), float(meta.get("elapsed_s", 0.0)))
+def _member_score(folder: Path) -> MemberScore:
+    meta = checkpoint.read_meta(folder)
+    return MemberScore(folder.name, meta.get("best_metrics", {}), float(meta.get("elapsed_s", 0.0)))
 
 
 def validate_ensemble(config: ExperimentConfig, run_dir: Path, data: Any) -> dict[str, float]:
