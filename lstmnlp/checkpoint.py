@@ -192,11 +192,12 @@ def load_run(run_dir: Path, *, expected_task: str | tuple[str, ...] | None = Non
 
 
 def latest_run(base: Path = Path("runs")) -> Path:
-    """The most recently written run directory under `base`."""
-    candidates = [path for path in base.glob("*") if (path / BEST_WEIGHTS).is_file()] if base.is_dir() else []
-    if not candidates:
+    """The most recently written run directory under `base` (a single run or an ensemble)."""
+    found = [path / name for path in base.glob("*") for name in (BEST_WEIGHTS, ENSEMBLE)
+             if (path / name).is_file()] if base.is_dir() else []
+    if not found:
         raise UserError(f"no trained run found in {base}/: train one with `lstmnlp train` or pass RUN_DIR")
-    return max(candidates, key=lambda path: (path / BEST_WEIGHTS).stat().st_mtime)
+    return max(found, key=lambda path: path.stat().st_mtime).parent
 
 
 def create_run_dir(out: Path | None, name: str, base: Path = Path("runs")) -> Path:

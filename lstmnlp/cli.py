@@ -174,10 +174,15 @@ def _train_ensemble(config, run_dir: Path, train_task, resume: bool) -> None:
         table.add_column(f"best {key}", justify="right")
     table.add_column("time", justify="right")
     for member in members:
-        table.add_row(member.name, *(f"{member.best_metrics.get(key, float('nan')):.2f}" for key in metrics),
+        table.add_row(member.name, *(_figure(member.best_metrics.get(key, float("nan"))) for key in metrics),
                       f"{member.elapsed_s:.0f} s")
-    table.add_row("[bold]ensemble[/bold]", *(f"[bold]{value:.2f}[/bold]" for value in metrics.values()), "")
+    table.add_row("[bold]ensemble[/bold]", *(f"[bold]{_figure(value)}[/bold]" for value in metrics.values()), "")
     console.print(table)
+
+
+def _figure(value: float) -> str:
+    """A score as the summaries print it: losses (under 10) to 4 decimals, percentages to 2."""
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
 
 
 def _render_train_summary(summary) -> None:
@@ -204,7 +209,9 @@ def _render_train_summary(summary) -> None:
 @app.command()
 @user_errors
 def generate(
-    run_dir: Optional[Path] = typer.Argument(None, help="Run directory (default: the latest in ./runs)."),
+    run_dirs: Optional[list[Path]] = typer.Argument(
+        None, help="Run directory (default: the latest in ./runs); several, or an ensemble run: their "
+                   "next-token probabilities averaged."),
     prompt: str = typer.Option("", "--prompt", help="Text to continue."),
     max_tokens: int = typer.Option(500, "--max-tokens", help="Tokens to generate."),
     temperature: float = typer.Option(0.8, "--temperature", help="0 is greedy."),
@@ -217,11 +224,12 @@ def generate(
 ) -> None:
     """Continue a prompt with a trained language model, streaming the text."""
     _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples)
-    from lstmnlp.checkpoint import latest_run, load_run
+    from lstmnlp.checkpoint import latest_run
+    from lstmnlp.ensemble import load_language_model_ensemble
     from lstmnlp.language_modeling import beam_generate, generate_text
     from lstmnlp.quantize import apply_quantize
 
-    loaded = load_run(run_dir or latest_run(), expected_task="lm")
+    loaded = load_language_model_ensemble(run_dirs or [latest_run()])
     loaded.model = apply_quantize(loaded.model, quantize)
     unknown = loaded.tokenizer.unknown_characters(prompt)
     if unknown:
@@ -275,7 +283,9 @@ def _check_generate_options(max_tokens: int, temperature: float, top_k: int, top
 @app.command()
 @user_errors
 def score(
-    run_dir: Path = typer.Argument(..., help="Run directory of a language model."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="Run directory of a language model; several, or an ensemble run: their next-token "
+                  "probabilities averaged."),
     input: Path = typer.Option(..., "--input", help="Text file to score."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
     quantize: str = typer.Option("", "--quantize", help="int8: score with the int8-quantized model."),
@@ -283,12 +293,12 @@ def score(
     """Perplexity of a text under a trained language model."""
     import json
 
-    from lstmnlp.checkpoint import load_run
     from lstmnlp.data import read_text
+    from lstmnlp.ensemble import load_language_model_ensemble
     from lstmnlp.language_modeling import score_text
     from lstmnlp.quantize import apply_quantize
 
-    loaded = load_run(run_dir, expected_task="lm")
+    loaded = load_language_model_ensemble(run_dirs)
     loaded.model = apply_quantize(loaded.model, quantize)
     result = score_text(loaded.model, loaded.tokenizer, read_text(input))
     if json_output:

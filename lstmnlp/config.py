@@ -212,8 +212,8 @@ class ExperimentConfig:
                    "an autoencoder must rebuild each line from the encoder's final state alone (with "
                    "attention it learns to copy); set model.attention=none")
             _check(self.tokenizer.joint, "tokenizer.joint", "an autoencoder has one vocabulary; set it true")
-        _check(self.train.ensemble == 1 or self.task == "classify" or (self.task != "lm" and self.tokenizer.joint),
-               "train.ensemble", "is for classifiers and joint-vocabulary translation models")
+        _check(self.train.ensemble == 1 or self.task in ("classify", "lm") or self.tokenizer.joint,
+               "train.ensemble", "is for classifiers, language models and joint-vocabulary translation models")
 
 
 def _check(ok: bool, key: str, message: str) -> None:

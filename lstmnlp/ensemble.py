@@ -2,11 +2,11 @@
 
 Independently trained models make different mistakes, so the average of their probabilities
 is usually right more often than any one of them (fairseq's and OpenNMT-py's ensemble
-decoding). A classifier ensemble averages class probabilities: each member reads the raw text
-with its own tokenizer, and the members must have the same label names. A translation ensemble
-averages each member's next-token probabilities at every decoding step, so the members must
-share the source and the target vocabulary (train them with one tokenizer: `train.ensemble`,
-or `--set tokenizer.path=FIRST_RUN/tokenizer.model`).
+decoding, and its language-model ensembles). A classifier ensemble averages class
+probabilities: each member reads the raw text with its own tokenizer, and the members must have
+the same label names. Translation and language-model ensembles average each member's
+next-token probabilities at every step, so the members must share their vocabularies (train them
+with one tokenizer: `train.ensemble`, or `--set tokenizer.path=FIRST_RUN/tokenizer.model`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from torch import nn
 
 from lstmnlp import checkpoint
 from lstmnlp.errors import UserError
+from lstmnlp.models.outputs import LossOutput
 
 
 def average_log_probs(log_probs: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -38,13 +39,18 @@ class EnsembleState:
     members: tuple[Any, ...]
 
     def select(self, index: torch.Tensor) -> "EnsembleState":
-        return EnsembleState(tuple(state.select(index) for state in self.members))
+        return type(self)(tuple(state.select(index) for state in self.members))
 
-    def expand_beams(self, beam_size: int) -> "EnsembleState":
-        return EnsembleState(tuple(state.expand_beams(beam_size) for state in self.members))
 
-    def reorder_beams(self, index: torch.Tensor) -> "EnsembleState":
-        return EnsembleState(tuple(state.reorder_beams(index) for state in self.members))
+@dataclass(frozen=True)
+class Seq2SeqEnsembleState(EnsembleState):
+    """Encoder-decoder states, whose members also expand and reorder beams their own way."""
+
+    def expand_beams(self, beam_size: int) -> "Seq2SeqEnsembleState":
+        return Seq2SeqEnsembleState(tuple(state.expand_beams(beam_size) for state in self.members))
+
+    def reorder_beams(self, index: torch.Tensor) -> "Seq2SeqEnsembleState":
+        return Seq2SeqEnsembleState(tuple(state.reorder_beams(index) for state in self.members))
 
 
 class Seq2SeqEnsemble(nn.Module):
@@ -55,8 +61,41 @@ class Seq2SeqEnsemble(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
 
-    def encode(self, source_ids: torch.Tensor, source_lengths: torch.Tensor) -> EnsembleState:
-        return EnsembleState(tuple(member.encode(source_ids, source_lengths) for member in self.members))
+    def encode(self, source_ids: torch.Tensor, source_lengths: torch.Tensor) -> Seq2SeqEnsembleState:
+        return Seq2SeqEnsembleState(tuple(member.encode(source_ids, source_lengths) for member in self.members))
+
+    def step(self, prev_ids: torch.Tensor, state: Seq2SeqEnsembleState) -> tuple[torch.Tensor, Seq2SeqEnsembleState]:
+        outputs = [member.step(prev_ids, member_state) for member, member_state in zip(self.members, state.members)]
+        return (average_log_probs([log_probs for log_probs, _ in outputs]),
+                Seq2SeqEnsembleState(tuple(s for _, s in outputs)))
+
+
+class LanguageModelEnsemble(nn.Module):
+    """Language models with one vocabulary read as one: `initial_state`, `forward`, `loss` and
+    `step` as a single `LanguageModel` offers them, except that `forward` returns the averaged
+    log-probabilities (log-probabilities are their own logits), so sampling, beam search and
+    scoring need no change."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def initial_state(self, batch_size: int) -> EnsembleState:
+        return EnsembleState(tuple(member.initial_state(batch_size) for member in self.members))
+
+    def forward(self, ids: torch.Tensor, state: EnsembleState | None = None) -> tuple[torch.Tensor, EnsembleState]:
+        """(B, T, V) log of the members' mean next-token probabilities, and the state after."""
+        states = state.members if state is not None else (None,) * len(self.members)
+        outputs = [member(ids, member_state) for member, member_state in zip(self.members, states)]
+        log_probs = average_log_probs([torch.log_softmax(logits.float(), dim=-1) for logits, _ in outputs])
+        return log_probs, EnsembleState(tuple(final for _, final in outputs))
+
+    def loss(self, batch, carry: EnsembleState | None = None) -> LossOutput:
+        """Mean negative log-likelihood of the targets under the averaged probabilities."""
+        log_probs, final = self(batch.inputs, carry)
+        total = nn.functional.nll_loss(log_probs.flatten(0, 1), batch.targets.flatten(), reduction="sum")
+        count = batch.targets.numel()
+        return LossOutput(total / count, float(total.detach()), count, final)
 
     def step(self, prev_ids: torch.Tensor, state: EnsembleState) -> tuple[torch.Tensor, EnsembleState]:
         outputs = [member.step(prev_ids, member_state) for member, member_state in zip(self.members, state.members)]
@@ -89,19 +128,30 @@ def load_runs(run_dirs: Sequence[Path], *, expected_task: str | tuple[str, ...])
 def load_translation_ensemble(run_dirs: Sequence[Path], *, expected_task: tuple[str, ...]) -> checkpoint.LoadedRun:
     """The runs as one translation model: the first run's settings and tokenizers, the members'
     averaged steps. Refused unless every member has the first one's vocabularies."""
+    return _load_token_ensemble(run_dirs, expected_task, Seq2SeqEnsemble)
+
+
+def load_language_model_ensemble(run_dirs: Sequence[Path]) -> checkpoint.LoadedRun:
+    """The runs as one language model (the first run's settings and tokenizer, the members'
+    averaged probabilities); refused unless every member has the first one's vocabulary."""
+    return _load_token_ensemble(run_dirs, "lm", LanguageModelEnsemble)
+
+
+def _load_token_ensemble(run_dirs: Sequence[Path], expected_task, ensemble_class) -> checkpoint.LoadedRun:
     runs = load_runs(run_dirs, expected_task=expected_task)
     if len(runs) == 1:
         return runs[0]
     first = runs[0]
     for run in runs[1:]:
-        for side, mine, theirs in (("source", first.tokenizer, run.tokenizer),
-                                   ("target", first.target_tokenizer, run.target_tokenizer)):
+        sides = ([("source ", first.tokenizer, run.tokenizer), ("target ", first.target_tokenizer, run.target_tokenizer)]
+                 if ensemble_class is Seq2SeqEnsemble else [("", first.tokenizer, run.tokenizer)])
+        for side, mine, theirs in sides:
             if _pieces(mine) != _pieces(theirs):
-                raise UserError(f"{run.run_dir}: its {side} vocabulary differs from {first.run_dir}'s; an "
+                raise UserError(f"{run.run_dir}: its {side}vocabulary differs from {first.run_dir}'s; an "
                                 "ensemble averages next-token probabilities, so its members need one tokenizer "
                                 f"(train with --set tokenizer.path={first.run_dir / checkpoint.TOKENIZER})")
     return checkpoint.LoadedRun(first.run_dir, first.config, first.meta, first.tokenizer,
-                                Seq2SeqEnsemble([run.model for run in runs]).eval(), first.target_tokenizer)
+                                ensemble_class([run.model for run in runs]).eval(), first.target_tokenizer)
 
 
 def _pieces(tokenizer) -> list[str]:

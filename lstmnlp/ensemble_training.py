@@ -1,6 +1,6 @@
 """`train.ensemble: N`: N members trained one after another into RUN/member-K (seeds seed,
 seed+1, ...; every budget applies to each member), then used as one model by `classify`,
-`translate` and `evaluate` on RUN. Members after the first reuse its tokenizer (a translation
+`translate`, `evaluate`, `generate` and `score` on RUN. Members after the first reuse its tokenizer (a translation
 ensemble averages next-token probabilities over one vocabulary) and, for classifiers, the same
 training/validation split, so the ensemble's validation score is a fair one.
 """
@@ -102,8 +102,19 @@ def _member_score(folder: Path) -> MemberScore:
 
 
 def validate_ensemble(config: ExperimentConfig, run_dir: Path, data: Any) -> dict[str, float]:
-    """The ensemble's validation score: accuracy and macro-F1 (classifiers), or greedy BLEU and
-    chrF as each member was validated (translation)."""
+    """The ensemble's validation score: accuracy and macro-F1 (classifiers), loss and perplexity
+    per token (language models), or greedy BLEU and chrF (translation), as each member was validated."""
+    if config.task == "lm":
+        import math
+
+        from lstmnlp.ensemble import load_language_model_ensemble
+        from lstmnlp.language_modeling import read_corpus
+        from lstmnlp.lm_data import encode_text, evaluate_stream
+
+        loaded = load_language_model_ensemble([run_dir])
+        valid_ids = encode_text(loaded.tokenizer, read_corpus(config.data)[1])
+        total, count = evaluate_stream(loaded.model, valid_ids, num_streams=config.train.eval_streams, bptt=512)
+        return {"valid_loss": total / count, "valid_ppl": math.exp(min(total / count, 50.0))}
     if config.task == "classify":
         from lstmnlp.classification import evaluate_run
 

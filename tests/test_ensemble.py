@@ -1,6 +1,8 @@
-"""Ensembles: averaged probabilities in search (against exhaustive search), and through the CLI:
-`train.ensemble`, several RUN_DIRs to classify/translate/evaluate, and the refusals."""
+"""Ensembles: averaged probabilities in search (against exhaustive search) and in scoring, and
+through the CLI: `train.ensemble`, several RUN_DIRs to classify/translate/evaluate/generate/score,
+and the refusals."""
 
+import itertools
 import json
 import math
 import shutil
@@ -9,10 +11,13 @@ import pytest
 import torch
 import yaml
 
-from lstmnlp.ensemble import Seq2SeqEnsemble, average_log_probs
+from lstmnlp.config import ModelConfig
+from lstmnlp.ensemble import LanguageModelEnsemble, Seq2SeqEnsemble, average_log_probs
+from lstmnlp.lm_data import evaluate_stream
+from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
 from lstmnlp.search import beam_search
 
-from conftest import ROOT, assert_user_error, require_data, run_cli
+from conftest import ROOT, TINY_LM, assert_user_error, require_data, run_cli
 from test_cli_classifier import TINY_CLS, sst_slice  # noqa: F401 (a fixture)
 from test_cli_translation import TINY_MT
 from test_seq2seq import BOS, EOS, PAIRS, encoded, exhaustive_best, restricted, tiny_model
@@ -65,6 +70,97 @@ def test_ensemble_beam_search_equals_exhaustive_search_over_averaged_probabiliti
     state, starts = encoded(ensemble, source)
     found = beam_search(restricted(ensemble.step), state, starts, beam_size=20, max_lengths=max_len, eos_id=EOS)[0][0]
     assert found.tokens == best_tokens and abs(found.score - best_score) < 1e-5
+
+
+def tiny_language_models(vocab: int = 9) -> list[LanguageModel]:
+    """Two different small LMs (other seeds, one with tied weights)."""
+    models = []
+    for seed, tied in ((0, False), (1, True)):
+        torch.manual_seed(seed)
+        config = ModelConfig(embedding_dim=8, hidden_size=8 if tied else 12, num_layers=2, dropout=0.0,
+                             tie_weights=tied)
+        models.append(LanguageModel(config, vocab_size=vocab).eval())
+    return models
+
+
+@torch.no_grad()
+def averaged_nll(members: list[LanguageModel], ids: torch.Tensor) -> float:
+    """-sum log of the members' mean probability of each next token, each member run alone."""
+    probs = [torch.softmax(member(ids[None, :-1])[0][0], dim=-1) for member in members]  # (T, V) each
+    mean = sum(probs) / len(probs)
+    return -float(mean.gather(1, ids[1:, None]).log().sum())
+
+
+def test_language_model_ensemble_scores_the_mean_probability_across_windows():
+    members = tiny_language_models()
+    ensemble = LanguageModelEnsemble(members).eval()
+    torch.manual_seed(2)
+    ids = torch.randint(0, 9, (41,))
+    expected = averaged_nll(members, ids)
+    whole = ensemble.loss(LanguageModelBatch(ids[None, :-1], ids[None, 1:]))
+    assert whole.total == pytest.approx(expected, rel=1e-5) and whole.count == 40
+    total, count = evaluate_stream(ensemble, ids, bptt=7)  # the state carried from window to window
+    assert (total, count) == (pytest.approx(expected, rel=1e-5), 40)
+    alone = [evaluate_stream(member, ids, bptt=7)[0] for member in members]
+    assert expected < sum(alone) / 2  # Jensen: the mixture beats the members' mean (strictly, as they differ)
+
+
+@torch.no_grad()
+def test_language_model_ensemble_steps_as_it_reads_and_beam_search_is_exact():
+    members = tiny_language_models(vocab=4)
+    ensemble = LanguageModelEnsemble(members).eval()
+    prompt = torch.tensor([1, 2, 3])
+    log_probs, _ = ensemble(prompt[None])
+    state, stepped = ensemble.initial_state(1), []
+    for token in prompt:
+        step_log_probs, state = ensemble.step(token[None], state)
+        stepped.append(step_log_probs[0])
+    torch.testing.assert_close(torch.stack(stepped), log_probs[0])
+    # every continuation of 3 tokens after the prompt, scored by the averaged probabilities
+    best = max(itertools.product(range(4), repeat=3),
+               key=lambda tokens: -averaged_nll(members, torch.tensor([1, 2, 3, *tokens])))
+    _, primed = ensemble(prompt[None, :-1])
+    found = beam_search(ensemble.step, primed, prompt[-1:], beam_size=16, max_lengths=3, eos_id=None)[0][0]
+    assert tuple(found.tokens) == best
+    continuation = averaged_nll(members, torch.tensor([1, 2, 3, *best])) - averaged_nll(members, prompt)
+    assert found.score == pytest.approx(-continuation, rel=1e-5)
+
+
+def test_language_model_ensemble_through_the_cli(shakespeare_slice, tmp_path):
+    recipe = str(ROOT / "recipes" / "char-lm-shakespeare.yaml")
+    (tmp_path / "runs").mkdir()
+    out = tmp_path / "runs" / "lm-ensemble"
+    trained = run_cli("train", recipe, "--data-dir", str(shakespeare_slice), "--out", str(out), *TINY_LM,
+                      "--set", "train.ensemble=2")
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    listing = json.loads((out / "ensemble.json").read_text())
+    assert listing["members"] == ["member-1", "member-2"]
+    # the same validation text and streams as each member's: the mixture scores below their mean
+    assert listing["valid"]["valid_loss"] < sum(m["valid_loss"] for m in listing["member_valid"]) / 2
+    text = shakespeare_slice / "input.txt"
+
+    def nll(*runs: str) -> float:
+        result = run_cli("score", *runs, "--input", str(text), "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["nll_per_token"]
+
+    together = nll(str(out))
+    assert together == pytest.approx(nll(str(out / "member-1"), str(out / "member-2")), rel=1e-6)
+    assert together < (nll(str(out / "member-1")) + nll(str(out / "member-2"))) / 2
+    options = ["--prompt", "ROMEO:", "--max-tokens", "30", "--seed", "5"]
+    first, again = run_cli("generate", str(out), *options), run_cli("generate", str(out), *options)
+    assert first.returncode == 0 and first.stdout == again.stdout and first.stdout.startswith("ROMEO:")
+    assert first.stdout != run_cli("generate", str(out / "member-1"), *options).stdout
+    beam = run_cli("generate", str(out), "--beam-size", "3", "--max-tokens", "10", "--quantize", "int8")
+    assert beam.returncode == 0 and beam.stdout.strip(), beam.stderr
+    assert run_cli("generate", *options, cwd=tmp_path).stdout == first.stdout  # the latest run: the ensemble
+    other_text = tmp_path / "lower"
+    other_text.mkdir()
+    (other_text / "input.txt").write_text(text.read_text(encoding="utf-8").lower(), encoding="utf-8")
+    other = tmp_path / "other"
+    assert run_cli("train", recipe, "--data-dir", str(other_text), "--out", str(other), *TINY_LM).returncode == 0
+    assert_user_error(run_cli("score", str(out), str(other), "--input", str(text)), "vocabulary differs",
+                      "tokenizer.path")
 
 
 def test_classifier_ensemble_through_the_cli(sst_slice, tmp_path):
@@ -163,8 +259,6 @@ def test_translation_ensemble_through_the_cli(tmp_path):
 
 
 def test_ensembles_refused_where_they_cannot_work(tmp_path):
-    assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--set", "train.ensemble=2"),
-                      "train.ensemble")
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--set", "train.ensemble=2",
                               "--set", "tokenizer.joint=false", "--set", "model.share_embeddings=false"),
                       "train.ensemble")
