@@ -140,8 +140,17 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     valid_batches = make_batches(valid_examples, config.train.batch_size)
 
     def train_batches(epoch: int):
-        return shard(make_batches(examples, config.train.batch_size, random.Random(config.train.seed + epoch),
-                                  max_tokens=config.train.max_tokens), world)
+        return shard(make_batches(epoch_examples(epoch), config.train.batch_size,
+                                  random.Random(config.train.seed + epoch), max_tokens=config.train.max_tokens),
+                     world)
+
+    def epoch_examples(epoch: int) -> list[Example]:
+        """The training examples, segmented afresh each epoch under subword regularization."""
+        if not config.tokenizer.sampling_alpha:
+            return examples
+        sampled = encode_texts(tokenizer, train_data.texts, max_length=config.data.max_length,
+                               sampling_alpha=config.tokenizer.sampling_alpha)
+        return [(ids, label) for ids, (_, label) in zip(sampled, examples)]
 
     def validate() -> dict[str, float]:
         return validation_metrics(model, valid_batches, labels, device)

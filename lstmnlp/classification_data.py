@@ -105,10 +105,13 @@ def hold_out(labeled: LabeledData, fraction: float, seed: int) -> tuple[LabeledD
 
 
 def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], *, max_length: int,
-                 report: LoadReport | None = None) -> list[list[int]]:
-    """Token ids + <eos> for each text, cut to `max_length` pieces (cuts counted in `report`)."""
+                 report: LoadReport | None = None, sampling_alpha: float = 0.0) -> list[list[int]]:
+    """Token ids + <eos> for each text, cut to `max_length` pieces (cuts counted in `report`);
+    `sampling_alpha` > 0: sampled segmentations (subword regularization)."""
     encoded = []
-    for ids in tokenizer.encode_batch(list(texts)):
+    pieces = (tokenizer.sample_batch(list(texts), alpha=sampling_alpha) if sampling_alpha
+              else tokenizer.encode_batch(list(texts)))
+    for ids in pieces:
         if len(ids) > max_length:
             ids = ids[:max_length]
             if report is not None:

@@ -7,9 +7,6 @@ validation: an unknown key is an error naming the closest valid key, a bad value
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from typing import Any
 import yaml
 
 from lstmnlp.errors import UserError
+from lstmnlp.strict_dataclasses import build_dataclass
 
 TASKS = ("lm", "translate", "classify", "autoencoder")
 SEQ2SEQ_TASKS = ("translate", "autoencoder")  # encoder-decoder runs: trained, decoded and scored alike
@@ -71,6 +69,8 @@ class TokenizerConfig:
     joint: bool = True  # translation: one vocabulary for source and target
     character_coverage: float = 1.0  # share of characters kept; the rest map to <unk>
     byte_fallback: bool = False  # spell unknown characters as UTF-8 bytes instead of <unk>
+    sampling_alpha: float = 0.0  # > 0: subword regularization, training text resegmented every epoch
+    # (Kudo 2018; unigram: smoothing, lower samples more; bpe: BPE-dropout rate); not repeatable by seed
 
     def validate(self) -> None:
         _check(self.model_type in ("char", "bpe", "unigram", "word"), "tokenizer.model_type",
@@ -78,6 +78,9 @@ class TokenizerConfig:
         _check(self.vocab_size >= 8, "tokenizer.vocab_size", "must be at least 8")
         _check(0.9 <= self.character_coverage <= 1.0, "tokenizer.character_coverage",
                "must lie between 0.9 and 1.0")
+        _check(0 <= self.sampling_alpha <= 1 and (self.sampling_alpha == 0 or self.path or self.model_type in
+                                                   ("bpe", "unigram")),
+               "tokenizer.sampling_alpha", "must lie in [0, 1], and samples only bpe or unigram pieces")
 
 
 @dataclass(frozen=True)
@@ -281,63 +284,9 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
 
 def config_from_dict(tree: dict[str, Any]) -> ExperimentConfig:
     """Build and validate an ExperimentConfig from nested dicts, strictly."""
-    config = _build(ExperimentConfig, tree, prefix="")
+    config = build_dataclass(ExperimentConfig, tree)
     config.validate()
     return config
-
-
-def _build(cls: type, tree: Any, prefix: str) -> Any:
-    if not isinstance(tree, dict):
-        raise UserError(f"{prefix.rstrip('.') or 'recipe'}: expected a mapping of keys")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for key, raw in tree.items():
-        full_key = f"{prefix}{key}"
-        if key not in fields:
-            raise UserError(_unknown_key_message(full_key, [f"{prefix}{name}" for name in fields]))
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, raw, prefix=f"{full_key}.")
-        else:
-            values[key] = _coerce(raw, hint, full_key)
-    return cls(**values)
-
-
-def _unknown_key_message(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]}?" if close else f"; valid keys: {', '.join(valid)}"
-    return f"{key}: unknown key{hint}"
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against a simple type hint (bool, int, float, str, or X | None)."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        hint = next(option for option in options if option is not type(None))
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise UserError(f"{key}: expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise UserError(f"{key}: expected a whole number, got {value!r}")
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise UserError(f"{key}: expected a number, got {value!r}")
-    if hint is str:
-        if value is None:
-            return ""
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise UserError(f"{key}: expected text, got {value!r}")
-    raise TypeError(f"unsupported config type {hint!r} for {key}")
 
 
 def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:

@@ -71,6 +71,12 @@ class Tokenizer:
     def encode_batch(self, lines: Sequence[str]) -> list[list[int]]:
         return self.processor.encode(list(lines))
 
+    def sample_batch(self, lines: Sequence[str], *, alpha: float) -> list[list[int]]:
+        """One segmentation per line drawn from the model's distribution over segmentations
+        (subword regularization; BPE-dropout for bpe models). sentencepiece draws them with its
+        own generator, which no seed makes repeatable across processes."""
+        return self.processor.encode(list(lines), enable_sampling=True, alpha=alpha, nbest_size=-1)
+
     def pieces(self, text: str) -> list[str]:
         return self.processor.encode(text, out_type=str)
 

@@ -88,11 +88,17 @@ def prepare_tokenizers(config: ExperimentConfig, sources: list[str], targets: li
 
 
 def encode_pairs(source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, sources: Sequence[str],
-                 targets: Sequence[str], *, max_length: int, report: LoadReport) -> list[Pair]:
-    """Token ids of each pair; empty or over-long pairs are skipped and counted in `report`."""
+                 targets: Sequence[str], *, max_length: int, report: LoadReport,
+                 sampling_alpha: float = 0.0) -> list[Pair]:
+    """Token ids of each pair; empty or over-long pairs are skipped and counted in `report`;
+    `sampling_alpha` > 0: sampled segmentations of both sides (subword regularization)."""
+    if sampling_alpha:
+        encoded = zip(source_tokenizer.sample_batch(list(sources), alpha=sampling_alpha),
+                      target_tokenizer.sample_batch(list(targets), alpha=sampling_alpha))
+    else:
+        encoded = zip(source_tokenizer.encode_batch(list(sources)), target_tokenizer.encode_batch(list(targets)))
     pairs = []
-    for source_ids, target_ids in zip(source_tokenizer.encode_batch(list(sources)),
-                                      target_tokenizer.encode_batch(list(targets))):
+    for source_ids, target_ids in encoded:
         if not source_ids or not target_ids:
             report.skip("pairs with an empty side")
         elif len(source_ids) > max_length or len(target_ids) > max_length:
@@ -165,8 +171,17 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
     valid_batches = make_batches(valid_pairs, config.train.batch_size)
 
     def train_batches(epoch: int):
-        return shard(make_batches(pairs, config.train.batch_size, random.Random(config.train.seed + epoch),
-                                  max_tokens=config.train.max_tokens), world)
+        return shard(make_batches(epoch_pairs(epoch), config.train.batch_size,
+                                  random.Random(config.train.seed + epoch), max_tokens=config.train.max_tokens),
+                     world)
+
+    def epoch_pairs(epoch: int) -> list[Pair]:
+        """The training pairs, segmented afresh each epoch under subword regularization."""
+        if not config.tokenizer.sampling_alpha:
+            return pairs
+        return encode_pairs(source_tokenizer, target_tokenizer, train_sources, train_targets,
+                            max_length=config.data.max_length, report=LoadReport(source),
+                            sampling_alpha=config.tokenizer.sampling_alpha)
 
     def validate() -> dict[str, float]:
         return validation_metrics(model, valid_batches, valid_sources, valid_targets, valid_pairs,

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from conftest import ROOT, assert_user_error, require_data, run_cli
 
@@ -129,6 +131,23 @@ def test_transfer_from_language_model(mr_slice, tmp_path):
                       "is not the tokenizer of model.init_from")
     assert_user_error(run_cli(*common, "--out", str(tmp_path / "bad3"), "--set", f"tokenizer.path={tmp_path / 'nothing.model'}"),
                       "nothing.model")
+
+
+def test_subword_regularization_changes_training(sst_slice, sst2_run, tmp_path):
+    """tokenizer.sampling_alpha: sampled segmentations train other weights than the fixed one
+    (same tokenizer, seed and steps), and the run is an ordinary run."""
+    weights = {}
+    for alpha in ("0.3", "0"):
+        out = tmp_path / f"alpha-{alpha}"
+        result = run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--out",
+                         str(out), "--set", "data.phrases=false", *TINY_CLS, "--set", "train.max_steps=30",
+                         "--set", f"tokenizer.path={sst2_run / 'tokenizer.model'}",
+                         "--set", f"tokenizer.sampling_alpha={alpha}")
+        assert result.returncode == 0, result.stderr + result.stdout
+        weights[alpha] = load_file(out / "last.safetensors")
+    assert not all(torch.equal(weights["0.3"][key], weights["0"][key]) for key in weights["0"])
+    classified = run_cli("classify", str(tmp_path / "alpha-0.3"), stdin="a gorgeous film\n")
+    assert classified.returncode == 0 and classified.stdout.strip() in ("positive", "negative")
 
 
 def test_classifier_commands_refuse_other_runs(tiny_lm_run):

@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from conftest import ROOT, assert_user_error, require_data, run_cli
 
@@ -37,6 +38,22 @@ def test_training_writes_run_with_bleu(tiny_mt_run):
     assert all("valid_bleu" in r and "valid_chrf" in r for r in valid)
     assert valid[-1]["valid_loss"] < valid[0]["valid_loss"]
     assert json.loads((tiny_mt_run / "meta.json").read_text())["task"] == "translate"
+
+
+def test_subword_regularization_in_translation(tiny_mt_run, multi30k_slice, tmp_path):
+    """The same run on the same tokenizer retraces the fixture's weights exactly; with
+    tokenizer.sampling_alpha (both sides resegmented every epoch) it trains other weights."""
+    trained = {}
+    for alpha in ("0", "0.3"):
+        out = tmp_path / f"alpha-{alpha}"
+        result = run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--data-dir", str(multi30k_slice),
+                         "--out", str(out), *TINY_MT, "--set", f"tokenizer.path={tiny_mt_run / 'tokenizer.model'}",
+                         "--set", f"tokenizer.sampling_alpha={alpha}")
+        assert result.returncode == 0, result.stderr + result.stdout
+        trained[alpha] = load_file(out / "last.safetensors")
+    fixture = load_file(tiny_mt_run / "last.safetensors")
+    assert all(torch.equal(trained["0"][key], fixture[key]) for key in fixture)
+    assert not all(torch.equal(trained["0.3"][key], fixture[key]) for key in fixture)
 
 
 def test_translate_keeps_order_and_empty_lines(tiny_mt_run):

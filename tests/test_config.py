@@ -36,6 +36,7 @@ def test_unknown_section_names_closest():
     ("tokenizer.model_type=bytes", "tokenizer.model_type"),
     ("train.adam_beta2=1.0", "train.adam_beta2: must lie between 0 and 1"),
     ("train.average_decay=1.5", "train.average_decay: must lie in [0, 1)"),
+    ("tokenizer.sampling_alpha=0.3", "tokenizer.sampling_alpha: must lie in [0, 1], and samples only bpe or unigram"),
 ])
 def test_bad_values_name_their_key(override, fragment):
     with pytest.raises(UserError) as error:

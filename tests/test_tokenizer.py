@@ -28,6 +28,16 @@ def test_round_trip_exact_on_real_text(tmp_path, german, model_type, vocab_size)
     assert report.mean_pieces_per_line > 1
 
 
+@pytest.mark.parametrize("model_type", ["bpe", "unigram"])
+def test_sampled_segmentations_spell_the_text_and_vary(tmp_path, german, model_type):
+    tokenizer = Tokenizer(train_tokenizer([german], tmp_path / "sp", vocab_size=1000, model_type=model_type,
+                                          character_coverage=1.0).model_path)
+    lines = german.read_text(encoding="utf-8").splitlines()[:200]
+    first, second = tokenizer.sample_batch(lines, alpha=0.3), tokenizer.sample_batch(lines, alpha=0.3)
+    assert first != second and first != tokenizer.encode_batch(lines)
+    assert [tokenizer.decode(ids) for ids in first] == lines == [tokenizer.decode(ids) for ids in second]
+
+
 def test_whitespace_is_kept(tmp_path, german):
     tokenizer = Tokenizer(train_tokenizer([german], tmp_path / "sp", vocab_size=500, model_type="bpe",
                                           character_coverage=1.0).model_path)
