@@ -57,9 +57,6 @@ def train(
 
     if nproc < 1:
         raise UserError("--nproc must be at least 1")
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        raise typer.Exit(_launch_ranks(nproc))
-
     overrides = list(set_) + ([f"data.dir={data_dir}"] if data_dir is not None else [])
     if resume:
         from lstmnlp.checkpoint import resumable_config
@@ -72,6 +69,9 @@ def train(
         check_resume(out, config)
     else:
         config = load_config(recipe or DEFAULT_RECIPE, overrides)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _refuse_several_processes(config, cv)  # here, before torchrun reports each rank's failure
+        raise typer.Exit(_launch_ranks(nproc))
     from lstmnlp.progress import make_reporter
 
     if config.task in SEQ2SEQ_TASKS:
@@ -88,11 +88,8 @@ def train(
     from lstmnlp.distributed import init_world
 
     world = init_world()  # torchrun: one process per rank; rank 0 alone writes and prints
-    if world.active and cv:
-        raise UserError("--cv runs one process; start it without torchrun")
-    if config.train.ensemble > 1 and world.active:
-        raise UserError("train.ensemble trains its members one after another in one process: "
-                        "start it without --nproc or torchrun")
+    if world.active:
+        _refuse_several_processes(config, cv)
     run_dir = _open_run_dir(world, out, resume, config.name)
     say = console.print if world.is_main else (lambda *args, **kwargs: None)
     say(f"run directory: [bold]{run_dir}[/bold]" + (" (resuming)" if resume else "")
@@ -108,6 +105,18 @@ def train(
                                    log=lambda text: say(text, highlight=False))
     if world.is_main:
         _render_train_summary(summary)
+
+
+def _refuse_several_processes(config, cv: int) -> None:
+    """What data-parallel training cannot do, refused in one line."""
+    if cv:
+        raise UserError("--cv runs one process; start it without --nproc or torchrun")
+    if config.train.ensemble > 1:
+        raise UserError("train.ensemble trains its members one after another in one process: "
+                        "start it without --nproc or torchrun")
+    if config.tokenizer.sampling_alpha:
+        raise UserError("tokenizer.sampling_alpha: each process would draw other segmentations, hence other "
+                        "batches; start it without --nproc or torchrun")
 
 
 def _launch_ranks(nproc: int) -> int:

@@ -65,9 +65,7 @@ class Seq2SeqEnsemble(nn.Module):
         return Seq2SeqEnsembleState(tuple(member.encode(source_ids, source_lengths) for member in self.members))
 
     def step(self, prev_ids: torch.Tensor, state: Seq2SeqEnsembleState) -> tuple[torch.Tensor, Seq2SeqEnsembleState]:
-        outputs = [member.step(prev_ids, member_state) for member, member_state in zip(self.members, state.members)]
-        return (average_log_probs([log_probs for log_probs, _ in outputs]),
-                Seq2SeqEnsembleState(tuple(s for _, s in outputs)))
+        return averaged_step(self.members, prev_ids, state)
 
 
 class LanguageModelEnsemble(nn.Module):
@@ -98,8 +96,14 @@ class LanguageModelEnsemble(nn.Module):
         return LossOutput(total / count, float(total.detach()), count, final)
 
     def step(self, prev_ids: torch.Tensor, state: EnsembleState) -> tuple[torch.Tensor, EnsembleState]:
-        outputs = [member.step(prev_ids, member_state) for member, member_state in zip(self.members, state.members)]
-        return average_log_probs([log_probs for log_probs, _ in outputs]), EnsembleState(tuple(s for _, s in outputs))
+        return averaged_step(self.members, prev_ids, state)
+
+
+def averaged_step(members: Sequence[nn.Module], prev_ids: torch.Tensor, state: EnsembleState):
+    """One search step of every member from its own state: (averaged (B, V) log-probabilities,
+    the members' new states in a state of `state`'s kind)."""
+    outputs = [member.step(prev_ids, member_state) for member, member_state in zip(members, state.members)]
+    return average_log_probs([log_probs for log_probs, _ in outputs]), type(state)(tuple(s for _, s in outputs))
 
 
 def member_dirs(run_dir: Path) -> list[Path]:
@@ -143,8 +147,8 @@ def _load_token_ensemble(run_dirs: Sequence[Path], expected_task, ensemble_class
         return runs[0]
     first = runs[0]
     for run in runs[1:]:
-        sides = ([("source ", first.tokenizer, run.tokenizer), ("target ", first.target_tokenizer, run.target_tokenizer)]
-                 if ensemble_class is Seq2SeqEnsemble else [("", first.tokenizer, run.tokenizer)])
+        sides = [("", first.tokenizer, run.tokenizer)] if first.config.task == "lm" else [
+            ("source ", first.tokenizer, run.tokenizer), ("target ", first.target_tokenizer, run.target_tokenizer)]
         for side, mine, theirs in sides:
             if _pieces(mine) != _pieces(theirs):
                 raise UserError(f"{run.run_dir}: its {side}vocabulary differs from {first.run_dir}'s; an "

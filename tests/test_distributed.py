@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, TINY_LM, run_cli
+from conftest import ROOT, TINY_LM, assert_user_error, run_cli
 
 SAME_WORK = [*TINY_LM, "--set", "model.dropout=0", "--set", "train.max_steps=8", "--set", "train.eval_every=4",
              "--set", "train.log_every=2", "--set", "train.threads=1", "--set", "train.clip_norm=0"]
@@ -47,3 +47,13 @@ def test_nproc_launches_ranks(shakespeare_slice, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(2 processes)" in result.stdout and result.stdout.count("training summary") == 1
     assert json.loads((tmp_path / "run" / "meta.json").read_text())["step"] == 8
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--set", "train.ensemble=3"], "train.ensemble"),
+    (["--set", "train.ensemble=1", "--set", "tokenizer.sampling_alpha=0.2"], "tokenizer.sampling_alpha"),
+    (["--set", "train.ensemble=1", "--cv", "3"], "--cv"),
+])
+def test_single_process_options_refused_before_ranks_start(extra, fragment):
+    """One line from the launcher, not a failure report from every rank."""
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--nproc", "2", *extra), fragment)
