@@ -8,7 +8,6 @@ The library functions behind `lstmnlp train` (task classify), `lstmnlp classify`
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import statistics
 import tempfile
@@ -23,7 +22,7 @@ from lstmnlp.classification_data import (Example, collate, encode_texts, hold_ou
                                          read_split, stratified_folds, subset, train_and_valid)
 from lstmnlp.config import ExperimentConfig, dump_yaml
 from lstmnlp.ensemble import classifier_labels, load_runs, predict_ensemble
-from lstmnlp.distributed import World, main_then_others, shard
+from lstmnlp.distributed import World, epoch_shard, main_then_others
 from lstmnlp.data import LabeledData, LoadReport
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import ClassificationResult, classification_scores
@@ -140,11 +139,9 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     valid_batches = make_batches(valid_examples, config.train.batch_size)
 
     def train_batches(epoch: int):
-        return shard(make_batches(epoch_examples(epoch), config.train.batch_size,
-                                  random.Random(config.train.seed + epoch), max_tokens=config.train.max_tokens),
-                     world)
+        return epoch_shard(make_batches, epoch_examples(), config.train, epoch, world)
 
-    def epoch_examples(epoch: int) -> list[Example]:
+    def epoch_examples() -> list[Example]:
         """The training examples, segmented afresh each epoch under subword regularization."""
         if not config.tokenizer.sampling_alpha:
             return examples

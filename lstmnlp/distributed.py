@@ -10,8 +10,9 @@ with batch N x B. Rank 0 alone writes files: tokenizer, checkpoints, metrics, lo
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass
-from typing import Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -70,6 +71,14 @@ def any_rank(flags: Sequence[bool], world: World) -> list[bool]:
     values = torch.tensor([1.0 if flag else 0.0 for flag in flags])
     torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
     return [bool(value) for value in values.tolist()]
+
+
+def epoch_shard(make_batches: Callable[..., Sequence[T]], examples: Sequence, train, epoch: int,
+                world: World) -> list[T]:
+    """This rank's batches of `examples` for `epoch`: `make_batches(examples, batch_size, rng,
+    max_tokens=)` shuffled by `train.seed + epoch` (the same on every rank), then sharded."""
+    batches = make_batches(examples, train.batch_size, random.Random(train.seed + epoch), max_tokens=train.max_tokens)
+    return shard(batches, world)
 
 
 def shard(batches: Sequence[T], world: World) -> list[T]:

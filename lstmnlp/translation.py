@@ -21,7 +21,7 @@ from lstmnlp import checkpoint
 from lstmnlp.autoencoder_data import autoencoder_lines
 from lstmnlp.batching import bucket_batches
 from lstmnlp.config import ExperimentConfig, dump_yaml
-from lstmnlp.distributed import World, main_then_others, shard
+from lstmnlp.distributed import World, epoch_shard, main_then_others
 from lstmnlp.data import LoadReport, read_parallel, resolve_data_dir
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import bleu_and_chrf
@@ -171,11 +171,9 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
     valid_batches = make_batches(valid_pairs, config.train.batch_size)
 
     def train_batches(epoch: int):
-        return shard(make_batches(epoch_pairs(epoch), config.train.batch_size,
-                                  random.Random(config.train.seed + epoch), max_tokens=config.train.max_tokens),
-                     world)
+        return epoch_shard(make_batches, epoch_pairs(), config.train, epoch, world)
 
-    def epoch_pairs(epoch: int) -> list[Pair]:
+    def epoch_pairs() -> list[Pair]:
         """The training pairs, segmented afresh each epoch under subword regularization."""
         if not config.tokenizer.sampling_alpha:
             return pairs
