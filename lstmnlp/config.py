@@ -93,6 +93,7 @@ class ModelConfig:
     bidirectional: bool = False  # language models must stay unidirectional
     dropout: float = 0.1  # between LSTM layers and before the output layer
     embedding_dropout: float = 0.0  # dropout on the embedded inputs
+    word_dropout: float = 0.0  # whole input tokens dropped: their embedding vectors zeroed (Iyyer et al. 2015)
     weight_dropout: float = 0.0  # DropConnect on hidden-to-hidden weights (AWD-LSTM, arXiv:1708.02182)
     recurrent_dropout: float = 0.0  # variational mask on h between steps (Gal & Ghahramani, arXiv:1512.05287)
     peephole: bool = False  # peephole connections (Gers & Schmidhuber 2000); uses the slower custom cell
@@ -115,7 +116,7 @@ class ModelConfig:
     def validate(self) -> None:
         for key in ("embedding_dim", "hidden_size", "num_layers"):
             _check(getattr(self, key) >= 1, f"model.{key}", "must be at least 1")
-        for key in ("dropout", "embedding_dropout", "weight_dropout", "recurrent_dropout"):
+        for key in ("dropout", "embedding_dropout", "word_dropout", "weight_dropout", "recurrent_dropout"):
             _check(0.0 <= getattr(self, key) < 1.0, f"model.{key}", "must lie in [0, 1)")
         _check(self.init in ("default", "xavier", "orthogonal"), "model.init",
                "must be one of default, xavier, orthogonal")

@@ -13,7 +13,8 @@ def build_encoder(config: ModelConfig, *, vocab_size: int, pad_id: int, bidirect
     return StackedLSTMEncoder(
         vocab_size=vocab_size, embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
         num_layers=config.num_layers, bidirectional=bidirectional, pad_id=pad_id, dropout=config.dropout,
-        embedding_dropout=config.embedding_dropout, weight_dropout=config.weight_dropout,
+        embedding_dropout=config.embedding_dropout, word_dropout=config.word_dropout,
+        weight_dropout=config.weight_dropout,
         recurrent_dropout=config.recurrent_dropout, peephole=config.peephole, init=config.init,
         forget_bias=config.forget_bias)
 

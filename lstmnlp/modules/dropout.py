@@ -37,3 +37,23 @@ class Dropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class WordDropout(nn.Module):
+    """Drops whole tokens: each position's (B, T, E) embedding vector is zeroed with probability
+    `p` and the rest scaled by 1 / (1 - p), so the model cannot lean on any single word (word
+    dropout, Iyyer et al. 2015)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"word dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p <= 0.0:
+            return embedded
+        return embedded * dropout(embedded.new_ones(*embedded.shape[:-1], 1), self.p, True)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

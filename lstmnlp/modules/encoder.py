@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmnlp.modules.cells import SteppedLSTMLayer, lstm_step, reverse_padded
-from lstmnlp.modules.dropout import Dropout, dropout
+from lstmnlp.modules.dropout import Dropout, WordDropout, dropout
 
 
 class LSTMState(NamedTuple):
@@ -52,7 +52,7 @@ class StackedLSTMEncoder(nn.Module):
 
     def __init__(self, *, vocab_size: int, embedding_dim: int, hidden_size: int, num_layers: int,
                  bidirectional: bool, pad_id: int = 0, dropout: float = 0.0,
-                 embedding_dropout: float = 0.0, weight_dropout: float = 0.0,
+                 embedding_dropout: float = 0.0, word_dropout: float = 0.0, weight_dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, peephole: bool = False,
                  init: str = "default", forget_bias: float = 1.0) -> None:
         super().__init__()
@@ -62,6 +62,7 @@ class StackedLSTMEncoder(nn.Module):
         self.weight_dropout = weight_dropout
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
         self.embedding_dropout = Dropout(embedding_dropout) if embedding_dropout > 0 else nn.Identity()
+        self.word_dropout = WordDropout(word_dropout) if word_dropout > 0 else nn.Identity()
         self.layer_dropout = Dropout(dropout)
         self.stepped = peephole or recurrent_dropout > 0
         if self.stepped:
@@ -118,7 +119,7 @@ class StackedLSTMEncoder(nn.Module):
                 no regard to order (max, mean over time). Honoured by the fused path over a
                 variable-length batch; elsewhere outputs are aligned anyway.
         """
-        embedded = self.embedding_dropout(self.embedding(ids))  # (B, T, E)
+        embedded = self.embedding_dropout(self.word_dropout(self.embedding(ids)))  # (B, T, E)
         if state is None:
             state = self.initial_state(ids.size(0), ids.device)
         if self.stepped:
