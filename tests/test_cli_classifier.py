@@ -135,14 +135,14 @@ def test_transfer_from_language_model(mr_slice, tmp_path):
 
 def test_subword_regularization_changes_training(sst_slice, sst2_run, tmp_path):
     """tokenizer.sampling_alpha: sampled segmentations train other weights than the fixed one
-    (same tokenizer, seed and steps), and the run is an ordinary run."""
+    (same tokenizer, seed, steps and word dropout), and the run is an ordinary run."""
     weights = {}
     for alpha in ("0.3", "0"):
         out = tmp_path / f"alpha-{alpha}"
         result = run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--out",
                          str(out), "--set", "data.phrases=false", *TINY_CLS, "--set", "train.max_steps=30",
                          "--set", f"tokenizer.path={sst2_run / 'tokenizer.model'}",
-                         "--set", f"tokenizer.sampling_alpha={alpha}")
+                         "--set", f"tokenizer.sampling_alpha={alpha}", "--set", "model.word_dropout=0.1")
         assert result.returncode == 0, result.stderr + result.stdout
         weights[alpha] = load_file(out / "last.safetensors")
     assert not all(torch.equal(weights["0.3"][key], weights["0"][key]) for key in weights["0"])
