@@ -109,9 +109,7 @@ def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], *, max_length: int,
     """Token ids + <eos> for each text, cut to `max_length` pieces (cuts counted in `report`);
     `sampling_alpha` > 0: sampled segmentations (subword regularization)."""
     encoded = []
-    pieces = (tokenizer.sample_batch(list(texts), alpha=sampling_alpha) if sampling_alpha
-              else tokenizer.encode_batch(list(texts)))
-    for ids in pieces:
+    for ids in tokenizer.encode_batch(texts, sampling_alpha=sampling_alpha):
         if len(ids) > max_length:
             ids = ids[:max_length]
             if report is not None:

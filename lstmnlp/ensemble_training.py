@@ -1,8 +1,9 @@
 """`train.ensemble: N`: N members trained one after another into RUN/member-K (seeds seed,
 seed+1, ...; every budget applies to each member), then used as one model by `classify`,
-`translate`, `evaluate`, `generate` and `score` on RUN. Members after the first reuse its tokenizer (a translation
-ensemble averages next-token probabilities over one vocabulary) and, for classifiers, the same
-training/validation split, so the ensemble's validation score is a fair one.
+`translate`, `evaluate`, `generate` and `score` on RUN. Members after the first reuse its
+tokenizer (translation and LM ensembles average next-token probabilities over one vocabulary)
+and, for classifiers, the same training/validation split, so the ensemble's validation score is
+a fair one.
 """
 
 from __future__ import annotations

@@ -68,14 +68,14 @@ class Tokenizer:
         """Ids of one line (no bos/eos added)."""
         return self.processor.encode(text)
 
-    def encode_batch(self, lines: Sequence[str]) -> list[list[int]]:
+    def encode_batch(self, lines: Sequence[str], *, sampling_alpha: float = 0.0) -> list[list[int]]:
+        """Ids of each line; with `sampling_alpha` > 0 one segmentation per line drawn from the
+        model's distribution over segmentations (subword regularization; the BPE-dropout rate for
+        bpe models). sentencepiece draws them with its own generator, which no seed makes
+        repeatable across processes."""
+        if sampling_alpha:
+            return self.processor.encode(list(lines), enable_sampling=True, alpha=sampling_alpha, nbest_size=-1)
         return self.processor.encode(list(lines))
-
-    def sample_batch(self, lines: Sequence[str], *, alpha: float) -> list[list[int]]:
-        """One segmentation per line drawn from the model's distribution over segmentations
-        (subword regularization; BPE-dropout for bpe models). sentencepiece draws them with its
-        own generator, which no seed makes repeatable across processes."""
-        return self.processor.encode(list(lines), enable_sampling=True, alpha=alpha, nbest_size=-1)
 
     def pieces(self, text: str) -> list[str]:
         return self.processor.encode(text, out_type=str)

@@ -92,13 +92,9 @@ def encode_pairs(source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, sourc
                  sampling_alpha: float = 0.0) -> list[Pair]:
     """Token ids of each pair; empty or over-long pairs are skipped and counted in `report`;
     `sampling_alpha` > 0: sampled segmentations of both sides (subword regularization)."""
-    if sampling_alpha:
-        encoded = zip(source_tokenizer.sample_batch(list(sources), alpha=sampling_alpha),
-                      target_tokenizer.sample_batch(list(targets), alpha=sampling_alpha))
-    else:
-        encoded = zip(source_tokenizer.encode_batch(list(sources)), target_tokenizer.encode_batch(list(targets)))
     pairs = []
-    for source_ids, target_ids in encoded:
+    for source_ids, target_ids in zip(source_tokenizer.encode_batch(sources, sampling_alpha=sampling_alpha),
+                                      target_tokenizer.encode_batch(targets, sampling_alpha=sampling_alpha)):
         if not source_ids or not target_ids:
             report.skip("pairs with an empty side")
         elif len(source_ids) > max_length or len(target_ids) > max_length:

@@ -33,7 +33,7 @@ def test_sampled_segmentations_spell_the_text_and_vary(tmp_path, german, model_t
     tokenizer = Tokenizer(train_tokenizer([german], tmp_path / "sp", vocab_size=1000, model_type=model_type,
                                           character_coverage=1.0).model_path)
     lines = german.read_text(encoding="utf-8").splitlines()[:200]
-    first, second = tokenizer.sample_batch(lines, alpha=0.3), tokenizer.sample_batch(lines, alpha=0.3)
+    first, second = tokenizer.encode_batch(lines, sampling_alpha=0.3), tokenizer.encode_batch(lines, sampling_alpha=0.3)
     assert first != second and first != tokenizer.encode_batch(lines)
     assert [tokenizer.decode(ids) for ids in first] == lines == [tokenizer.decode(ids) for ids in second]
 
