@@ -78,9 +78,9 @@ class TokenizerConfig:
         _check(self.vocab_size >= 8, "tokenizer.vocab_size", "must be at least 8")
         _check(0.9 <= self.character_coverage <= 1.0, "tokenizer.character_coverage",
                "must lie between 0.9 and 1.0")
-        _check(0 <= self.sampling_alpha <= 1 and (self.sampling_alpha == 0 or self.path or self.model_type in
-                                                   ("bpe", "unigram")),
-               "tokenizer.sampling_alpha", "must lie in [0, 1], and samples only bpe or unigram pieces")
+        samplable = self.sampling_alpha == 0 or bool(self.path) or self.model_type in ("bpe", "unigram")
+        _check(0 <= self.sampling_alpha <= 1 and samplable, "tokenizer.sampling_alpha",
+               "must lie in [0, 1], and samples only bpe or unigram pieces")
 
 
 @dataclass(frozen=True)

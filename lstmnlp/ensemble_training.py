@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from lstmnlp import checkpoint
 from lstmnlp.config import SEQ2SEQ_TASKS, ExperimentConfig, dump_yaml
-from lstmnlp.ensemble import load_runs, load_translation_ensemble, member_dirs
+from lstmnlp.ensemble import load_language_model_ensemble, load_runs, load_translation_ensemble, member_dirs
 from lstmnlp.errors import Interrupted, UserError
 
 
@@ -106,16 +106,12 @@ def validate_ensemble(config: ExperimentConfig, run_dir: Path, data: Any) -> dic
     """The ensemble's validation score: accuracy and macro-F1 (classifiers), loss and perplexity
     per token (language models), or greedy BLEU and chrF (translation), as each member was validated."""
     if config.task == "lm":
-        import math
-
-        from lstmnlp.ensemble import load_language_model_ensemble
-        from lstmnlp.language_modeling import read_corpus
-        from lstmnlp.lm_data import encode_text, evaluate_stream
+        from lstmnlp.language_modeling import read_corpus, validation_metrics
+        from lstmnlp.lm_data import encode_text
 
         loaded = load_language_model_ensemble([run_dir])
         valid_ids = encode_text(loaded.tokenizer, read_corpus(config.data)[1])
-        total, count = evaluate_stream(loaded.model, valid_ids, num_streams=config.train.eval_streams, bptt=512)
-        return {"valid_loss": total / count, "valid_ppl": math.exp(min(total / count, 50.0))}
+        return validation_metrics(loaded.model, valid_ids, streams=config.train.eval_streams)
     if config.task == "classify":
         from lstmnlp.classification import evaluate_run
 

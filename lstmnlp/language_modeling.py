@@ -104,16 +104,20 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
         return windows(train_streams, config.train.bptt, offset)
 
     def validate() -> dict[str, float]:
-        total, count = evaluate_stream(model, valid_ids, num_streams=config.train.eval_streams,
-                                       bptt=512, device=device)
-        loss = total / count
-        return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}
+        return validation_metrics(model, valid_ids, streams=config.train.eval_streams, device=device)
 
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       reporter=reporter, device=device, meta=meta, world=world)
     result = fit_run(trainer, resume=resume)
     text = generate_text(model, tokenizer, prompt="", max_tokens=200, temperature=0.8, seed=config.train.seed)
     return LMTrainSummary(run_dir, result, parameters, train_ids.numel(), valid_ids.numel(), text)
+
+
+def validation_metrics(model, valid_ids: torch.Tensor, *, streams: int,
+                       device: torch.device | None = None) -> dict[str, float]:
+    """Loss (nats per token) and perplexity on the validation stream, read as `streams` streams."""
+    total, count = evaluate_stream(model, valid_ids, num_streams=streams, bptt=512, device=device)
+    return {"valid_loss": total / count, "valid_ppl": math.exp(min(total / count, 50.0))}
 
 
 @torch.no_grad()
