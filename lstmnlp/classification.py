@@ -27,6 +27,7 @@ from lstmnlp.data import LabeledData, LoadReport
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import ClassificationResult, classification_scores
 from lstmnlp.models import build_model
+from lstmnlp.nbsvm import NBSVM, fit_nbsvm, pick_mix
 from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 from lstmnlp.transfer import check_compatible, copy_encoder, copy_language_model, thawing_schedule
@@ -40,6 +41,7 @@ class ClassifierTrainSummary:
     report: LoadReport
     sample: str
     labels: list[str]
+    nbsvm: dict[str, float] | None = None  # validation figures of the mixed-in NBSVM
 
 
 @dataclass
@@ -156,11 +158,43 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
                       metric="valid_accuracy", higher_is_better=True, reporter=reporter, device=device,
                       meta=meta, lr_scales=scales, frozen_at=frozen_at, world=world)
     result = fit_run(trainer, resume=resume)
+    nbsvm, nbsvm_figures = None, None
+    if config.model.nbsvm_ngrams and world.is_main:
+        nbsvm, nbsvm_figures = attach_nbsvm(config, run_dir, model, tokenizer, (train_data, valid_data), labels,
+                                            log=log)
     sample_text = valid_data.texts[0]
-    probabilities = predict(model, tokenizer, [sample_text], max_length=config.data.max_length)[0]
+    probabilities = predict(model, tokenizer, [sample_text], max_length=config.data.max_length)
+    probabilities = (nbsvm.mix_into(probabilities, [sample_text]) if nbsvm else probabilities)[0]
     best = int(probabilities.argmax())
     sample = f"{sample_text}\n-> {labels[best]} ({float(probabilities[best]):.3f}; gold: {valid_data.labels[0]})"
-    return ClassifierTrainSummary(run_dir, result, parameters, train_data.report, sample, labels)
+    return ClassifierTrainSummary(run_dir, result, parameters, train_data.report, sample, labels, nbsvm_figures)
+
+
+def attach_nbsvm(config: ExperimentConfig, run_dir: Path, model, tokenizer: Tokenizer,
+                 data: tuple[LabeledData, LabeledData], labels: list[str], *,
+                 log: Callable[[str], None] = print) -> tuple[NBSVM, dict[str, float]]:
+    """Fit an NBSVM on the training texts, pick its mix weight with the trained model's
+    validation probabilities, and keep it in the run; (it, its validation figures)."""
+    train_data, valid_data = data
+    index = {name: i for i, name in enumerate(labels)}
+    nbsvm = fit_nbsvm(train_data.texts, [index[label] for label in train_data.labels], len(labels),
+                      order=config.model.nbsvm_ngrams)
+    gold = [index[label] for label in valid_data.labels]
+    probabilities = predict(model, tokenizer, valid_data.texts, max_length=config.data.max_length)
+    margins = nbsvm.margins(valid_data.texts)
+    nbsvm.mix, accuracy = pick_mix(probabilities, margins, gold)
+    nbsvm.save(run_dir)
+    figures = {"valid_accuracy_lstm": _accuracy(probabilities, gold), "valid_accuracy_nbsvm": _accuracy(margins, gold),
+               "mix": nbsvm.mix, "valid_accuracy_mixed": accuracy}
+    checkpoint.write_meta(run_dir, {**checkpoint.read_meta(run_dir), "nbsvm": figures})
+    log(f"NBSVM over word 1-{nbsvm.order}-grams ({len(nbsvm.vocabulary):,}): validation accuracy "
+        f"{figures['valid_accuracy_nbsvm']:.2f}% alone, {figures['valid_accuracy_lstm']:.2f}% for the BiLSTM, "
+        f"{accuracy:.2f}% mixed with weight {nbsvm.mix:g}")
+    return nbsvm, figures
+
+
+def _accuracy(scores: torch.Tensor, gold: list[int]) -> float:
+    return float((scores.argmax(-1) == torch.tensor(gold)).float().mean()) * 100
 
 
 @torch.no_grad()

@@ -207,6 +207,10 @@ def _render_train_summary(summary) -> None:
     table.add_row("training tokens/s", f"{result.tokens_per_s:,.0f}")
     for key, value in result.best_metrics.items():
         table.add_row(f"best {key} (step {result.best_step})", f"{value:.4f}")
+    nbsvm = getattr(summary, "nbsvm", None)
+    if nbsvm:
+        table.add_row("NBSVM alone: valid_accuracy", f"{nbsvm['valid_accuracy_nbsvm']:.4f}")
+        table.add_row(f"mixed in (weight {nbsvm['mix']:g}): valid_accuracy", f"{nbsvm['valid_accuracy_mixed']:.4f}")
     console.print(table)
     console.print("[bold]sample:[/bold]")
     console.print(summary.sample, markup=False, highlight=False)

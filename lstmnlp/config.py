@@ -112,6 +112,7 @@ class ModelConfig:
     classifier_hidden: int = 0  # hidden units of the MLP before the logits; 0 = one linear layer
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
     init_from: str = ""  # start embedding and encoder from an LM run (ULMFiT) or an autoencoder run
+    nbsvm_ngrams: int = 0  # > 0: mix in an NBSVM over word 1..n-grams (Wang & Manning 2012); 0 = none
 
     def validate(self) -> None:
         for key in ("embedding_dim", "hidden_size", "num_layers"):
@@ -130,6 +131,7 @@ class ModelConfig:
         _check(self.pooling in ("max", "mean", "last", "attention"), "model.pooling",
                "must be one of max, mean, last, attention")
         _check(self.classifier_hidden >= 0, "model.classifier_hidden", "must not be negative")
+        _check(0 <= self.nbsvm_ngrams <= 5, "model.nbsvm_ngrams", "must lie in 0..5 (the longest word n-gram)")
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,8 @@ class ExperimentConfig:
         self.tokenizer.validate()
         self.model.validate()
         self.train.validate()
+        _check(self.task == "classify" or not self.model.nbsvm_ngrams, "model.nbsvm_ngrams",
+               "mixes an n-gram model into a classifier; set it 0 for other tasks")
         _check(self.task != "lm" or not self.model.bidirectional, "model.bidirectional",
                "a language model must not see the future; set model.bidirectional=false")
         if self.task == "translate":

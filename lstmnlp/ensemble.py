@@ -175,14 +175,20 @@ def classifier_labels(runs: Sequence[checkpoint.LoadedRun]) -> list[str]:
 def predict_ensemble(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str], *,
                      batch_size: int = 64) -> torch.Tensor:
     """(N, C) class probabilities averaged over the member classifiers, columns in the order of
-    `classifier_labels(runs)`; each member reads the texts with its own tokenizer and casing."""
+    `classifier_labels(runs)`; each member reads the texts with its own tokenizer and casing, its
+    NBSVM (`model.nbsvm_ngrams`) mixed in where it has one."""
     from lstmnlp.classification import predict
+    from lstmnlp.nbsvm import load_nbsvm
 
     labels = classifier_labels(runs)
     total = torch.zeros(len(texts), len(labels))
     for run in runs:
         probabilities = predict(run.model, run.tokenizer, texts, max_length=run.config.data.max_length,
                                 batch_size=batch_size, lowercase=run.config.data.lowercase)
+        nbsvm = load_nbsvm(run.run_dir)
+        if nbsvm is not None:
+            probabilities = nbsvm.mix_into(probabilities, [text.lower() for text in texts]
+                                           if run.config.data.lowercase else texts)
         columns = [run.meta["labels"].index(name) for name in labels]
         total += probabilities[:, columns]
     return total / len(runs)

@@ -162,3 +162,32 @@ def test_inspect_classifier_token_weights(sst2_run, tmp_path):
     assert "gradient saliency" in result.stdout and "predicted:" in result.stdout
     page = out.read_text(encoding="utf-8")
     assert page.count("<span") >= 7  # at least one piece per word, and </s>
+
+
+def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
+    """model.nbsvm_ngrams: the run keeps an NBSVM whose margins `classify` mixes into the
+    BiLSTM's probabilities with the weight picked on validation data."""
+    from lstmnlp.checkpoint import load_run
+    from lstmnlp.classification import predict
+    from lstmnlp.nbsvm import MIX_GRID, load_nbsvm, mixed
+
+    out = tmp_path / "mr-nbsvm"
+    result = run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice), "--out", str(out),
+                     *TINY_CLS, "--set", "train.max_steps=10", "--set", "train.eval_every=5",
+                     "--set", "model.nbsvm_ngrams=2")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "NBSVM over word 1-2-grams" in result.stdout
+    figures = json.loads((out / "meta.json").read_text())["nbsvm"]
+    assert figures["mix"] in MIX_GRID
+    assert figures["valid_accuracy_mixed"] >= figures["valid_accuracy_lstm"]  # mix 0 is among the choices
+    texts = ["a gorgeous , witty , seductive movie .", "the story is too thin and the acting dull .", "fine"]
+    rows = [json.loads(line) for line in
+            run_cli("classify", str(out), "--json", stdin="\n".join(texts) + "\n").stdout.splitlines()]
+    loaded = load_run(out, expected_task="classify")
+    nbsvm = load_nbsvm(out)
+    expected = mixed(predict(loaded.model, loaded.tokenizer, texts, max_length=120), nbsvm.margins(texts), nbsvm.mix)
+    labels = loaded.meta["labels"]
+    for row, probabilities in zip(rows, expected):
+        assert [row["probabilities"][name] for name in labels] == pytest.approx(probabilities.tolist(), abs=1e-5)
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"),
+                              "--set", "model.nbsvm_ngrams=2"), "model.nbsvm_ngrams")

@@ -1,0 +1,64 @@
+"""NBSVM alone (`lstmnlp.nbsvm`, the n-gram model `model.nbsvm_ngrams` mixes into a classifier),
+on the sentiment data the recipes use, to set beside the recipes' figures:
+
+  mr    stratified 10-fold cross-validation on the folds `lstmnlp train recipes/mr.yaml --cv 10`
+        makes (seed 1234), each fold fitted on the other nine; mean and spread of test accuracy.
+  sst2  fitted on every labeled phrase of train.txt (neutral dropped), dev sentence accuracy.
+
+    python benchmarks/nbsvm_baseline.py [--data-dir ../shared/data] [--ngrams 2] [--task mr|sst2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from lstmnlp.classification_data import SST_LABELS, _unique_texts, stratified_folds
+from lstmnlp.data import read_label_files, read_sst
+from lstmnlp.nbsvm import fit_nbsvm
+
+
+def accuracy(texts: list[str], labels: list[int], train: list[int], test: list[int], order: int) -> float:
+    model = fit_nbsvm([texts[i] for i in train], [labels[i] for i in train], 2, order=order)
+    predicted = model.margins([texts[i] for i in test]).argmax(-1)
+    return float((predicted == torch.tensor([labels[i] for i in test])).float().mean()) * 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--ngrams", type=int, default=2)
+    parser.add_argument("--task", choices=("mr", "sst2", "both"), default="both")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    if args.task in ("mr", "both"):
+        folder = args.data_dir / "mr-polarity"
+        data = read_label_files({"positive": folder / "rt-polarity.pos", "negative": folder / "rt-polarity.neg"})
+        labels = [int(label == "positive") for label in data.labels]
+        folds = stratified_folds(data.labels, 10, 1234)
+        scores = []
+        for number, test in enumerate(folds, start=1):
+            held = set(test)
+            scores.append(accuracy(data.texts, labels, [i for i in range(len(labels)) if i not in held], test,
+                                   args.ngrams))
+            print(f"MR fold {number}: {scores[-1]:.2f}%", flush=True)
+        print(f"MR 10-fold NBSVM (word 1-{args.ngrams}-grams): {statistics.mean(scores):.2f} "
+              f"+- {statistics.stdev(scores):.2f}%")
+    if args.task in ("sst2", "both"):
+        folder = args.data_dir / "sst"
+        train = _unique_texts(read_sst(folder / "train.txt", label_names=SST_LABELS["binary"], phrases=True))
+        dev = read_sst(folder / "dev.txt", label_names=SST_LABELS["binary"])
+        texts = [text.lower() for text in train.texts + dev.texts]  # as recipes/sst2.yaml (data.lowercase)
+        labels = [int(label == "positive") for label in train.labels + dev.labels]
+        count = len(train.texts)
+        score = accuracy(texts, labels, list(range(count)), list(range(count, len(texts))), args.ngrams)
+        print(f"SST-2 dev NBSVM (word 1-{args.ngrams}-grams, {count:,} training phrases): {score:.2f}%")
+    print(f"{time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

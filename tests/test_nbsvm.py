@@ -1,0 +1,64 @@
+"""NBSVM (Wang & Manning 2012) and its mix into a classifier's probabilities."""
+
+import pytest
+import torch
+
+from lstmnlp.errors import UserError
+from lstmnlp.nbsvm import fit_nbsvm, load_nbsvm, mixed, pick_mix, word_ngrams
+
+GOOD = ["a great film", "great acting , great fun", "simply great", "a great , warm story", "great"]
+BAD = ["a dull film", "dull acting and dull fun", "simply dull", "a dull , cold story", "dull"]
+
+
+def test_word_ngrams_up_to_the_order():
+    assert word_ngrams("a b c", 1) == {"a", "b", "c"}
+    assert word_ngrams("a b c", 2) == {"a", "b", "c", "a b", "b c"}
+    assert word_ngrams("a b a b", 3) == {"a", "b", "a b", "b a", "a b a", "b a b"}
+    assert word_ngrams("", 2) == set()
+
+
+def test_binary_fit_separates_and_mirrors():
+    model = fit_nbsvm(GOOD + BAD, [1] * 5 + [0] * 5, 2, order=2)
+    margins = model.margins(["a great story", "a dull story", "words never seen"])
+    assert margins[0, 1] > 0 > margins[1, 1]  # the class-1 SVM reads "great" as class 1
+    assert torch.equal(margins[:, 0], -margins[:, 1])  # class 0 against the rest: every sign turned
+    assert margins[2, 1] == pytest.approx(float(model.bias[1]))  # no known n-gram: the bias alone
+
+
+def test_three_classes_one_against_the_rest():
+    neutral = ["an ordinary film", "ordinary acting", "simply ordinary", "an ordinary story", "ordinary"]
+    model = fit_nbsvm(GOOD + BAD + neutral, [0] * 5 + [1] * 5 + [2] * 5, 3, order=1)
+    margins = model.margins(["great", "dull", "ordinary"])
+    assert margins.argmax(-1).tolist() == [0, 1, 2]
+
+
+def test_mix_is_softmax_of_log_probabilities_plus_margins():
+    probabilities = torch.tensor([[0.7, 0.3], [0.4, 0.6]])
+    margins = torch.tensor([[-1.0, 1.0], [0.5, -0.5]])
+    assert torch.allclose(mixed(probabilities, margins, 0.0), probabilities)
+    expected = torch.softmax(probabilities.log() + 2.0 * margins, dim=-1)
+    assert torch.allclose(mixed(probabilities, margins, 2.0), expected)
+
+
+def test_pick_mix_follows_the_validation_data():
+    gold = [0, 1, 0, 1]
+    right = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    wrong = right.flip(-1)
+    helpful = torch.tensor([[3.0, -3.0], [-3.0, 3.0], [3.0, -3.0], [-3.0, 3.0]])
+    assert pick_mix(right, -helpful, gold) == (0.0, 100.0)  # margins only mislead: the BiLSTM alone
+    mix, accuracy = pick_mix(wrong, helpful, gold)
+    assert accuracy == 100.0 and mix == 0.5  # the grid's smallest weight with 6 * mix > log(0.9 / 0.1)
+
+
+def test_save_and_load_keep_margins(tmp_path):
+    model = fit_nbsvm(GOOD + BAD, [1] * 5 + [0] * 5, 2, order=2)
+    model.mix = 4.0
+    assert load_nbsvm(tmp_path) is None
+    model.save(tmp_path)
+    loaded = load_nbsvm(tmp_path)
+    texts = ["a great story", "dull , dull fun", "nothing known"]
+    assert loaded.mix == 4.0 and loaded.order == 2
+    assert torch.equal(loaded.margins(texts), model.margins(texts))
+    (tmp_path / "nbsvm-ngrams.txt").write_text("great\n", encoding="utf-8")
+    with pytest.raises(UserError, match="n-grams for"):
+        load_nbsvm(tmp_path)
