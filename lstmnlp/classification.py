@@ -233,15 +233,15 @@ def predict(model, tokenizer: Tokenizer, texts: Sequence[str], *, max_length: in
 
 
 def evaluate_run(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str],
-                 gold_labels: Sequence[str]) -> ClassificationResult:
+                 gold_labels: Sequence[str], *, use_nbsvm: bool = True) -> ClassificationResult:
     """Accuracy, macro-F1 and confusion matrix on labeled texts of a run, or of an ensemble of
-    runs (their probabilities averaged)."""
+    runs (their probabilities averaged; NBSVMs mixed in unless `use_nbsvm` is False)."""
     labels = classifier_labels(runs)
     index = {name: i for i, name in enumerate(labels)}
     unknown = sorted(set(gold_labels) - set(index))
     if unknown:
         raise UserError(f"label {unknown[0]!r} is not one of the run's labels ({', '.join(labels)})")
-    probabilities = predict_ensemble(runs, texts)
+    probabilities = predict_ensemble(runs, texts, use_nbsvm=use_nbsvm)
     return classification_scores([index[label] for label in gold_labels], probabilities.argmax(-1).tolist(), labels)
 
 

@@ -21,6 +21,8 @@ def classify(
     output: Optional[Path] = typer.Option(None, "--output", help="Output file (default: stdout)."),
     json_output: bool = typer.Option(False, "--json", help="One JSON object a line: label and every class's probability."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts classified together."),
+    nbsvm: bool = typer.Option(True, "--nbsvm/--no-nbsvm", help="Mix in the run's NBSVM where it has one "
+                               "(model.nbsvm_ngrams); --no-nbsvm: the BiLSTM alone."),
 ) -> None:
     """Label texts with a trained classifier: one line in, one label out, input order kept."""
     if batch_size < 1:
@@ -32,7 +34,7 @@ def classify(
     if output is not None and not output.parent.exists():
         raise UserError(f"{output.parent}: output directory does not exist")
     labels = classifier_labels(runs)
-    probabilities = predict_ensemble(runs, lines, batch_size=batch_size)
+    probabilities = predict_ensemble(runs, lines, batch_size=batch_size, use_nbsvm=nbsvm)
     rendered = []
     for row in probabilities.tolist():
         best = labels[max(range(len(row)), key=row.__getitem__)]
@@ -68,7 +70,7 @@ def read_gold(loaded, input: Path, labels: Optional[Path]) -> tuple[list[str], l
 
 
 def evaluate_classifier(run_dirs: list[Path], input: Optional[Path], labels: Optional[Path],
-                        json_output: bool) -> None:
+                        json_output: bool, *, use_nbsvm: bool = True) -> None:
     """Accuracy, macro-F1 and a confusion matrix of a classifier (or an ensemble) on labeled text."""
     from lstmnlp.classification import evaluate_run
     from lstmnlp.ensemble import load_runs
@@ -77,7 +79,7 @@ def evaluate_classifier(run_dirs: list[Path], input: Optional[Path], labels: Opt
         raise UserError("evaluate RUN_DIR needs --input FILE (and --labels FILE unless the input is labeled)")
     runs = load_runs(run_dirs, expected_task="classify")
     texts, gold = read_gold(runs[0], input, labels)
-    result = evaluate_run(runs, texts, gold)
+    result = evaluate_run(runs, texts, gold, use_nbsvm=use_nbsvm)
     if json_output:
         print(json.dumps(result.as_dict()))
         return

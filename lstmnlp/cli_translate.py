@@ -99,6 +99,8 @@ def evaluate(
     beam_size: int = typer.Option(5, "--beam-size", help="Beams when translating."),
     quantize: str = typer.Option("", "--quantize", help="int8: translate with the int8-quantized model."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    nbsvm: bool = typer.Option(True, "--nbsvm/--no-nbsvm", help="Classifier runs: mix in the run's NBSVM "
+                               "where it has one; --no-nbsvm: the BiLSTM alone."),
 ) -> None:
     """Translation: BLEU and chrF (sacrebleu, 13a, cased, detokenized) of files or of a run's
     translations. Classifier: accuracy, macro-F1 and the confusion matrix."""
@@ -111,7 +113,7 @@ def evaluate(
     if target == "bleu" and len(targets) > 1:
         raise UserError("evaluate bleu takes no run directory: evaluate bleu --hyp F --ref F")
     if target != "bleu" and _run_task(run_dirs[0]) == "classify":
-        evaluate_classifier(run_dirs, input, labels, json_output)
+        evaluate_classifier(run_dirs, input, labels, json_output, use_nbsvm=nbsvm)
         return
     if ref is None:
         raise UserError("evaluate needs --ref FILE (the reference translations)")

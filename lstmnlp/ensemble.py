@@ -173,10 +173,10 @@ def classifier_labels(runs: Sequence[checkpoint.LoadedRun]) -> list[str]:
 
 
 def predict_ensemble(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str], *,
-                     batch_size: int = 64) -> torch.Tensor:
+                     batch_size: int = 64, use_nbsvm: bool = True) -> torch.Tensor:
     """(N, C) class probabilities averaged over the member classifiers, columns in the order of
     `classifier_labels(runs)`; each member reads the texts with its own tokenizer and casing, its
-    NBSVM (`model.nbsvm_ngrams`) mixed in where it has one."""
+    NBSVM (`model.nbsvm_ngrams`) mixed in where it has one, unless `use_nbsvm` is False."""
     from lstmnlp.classification import predict
     from lstmnlp.nbsvm import load_nbsvm
 
@@ -185,7 +185,7 @@ def predict_ensemble(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str],
     for run in runs:
         probabilities = predict(run.model, run.tokenizer, texts, max_length=run.config.data.max_length,
                                 batch_size=batch_size, lowercase=run.config.data.lowercase)
-        nbsvm = load_nbsvm(run.run_dir)
+        nbsvm = load_nbsvm(run.run_dir) if use_nbsvm else None
         if nbsvm is not None:
             probabilities = nbsvm.mix_into(probabilities, [text.lower() for text in texts]
                                            if run.config.data.lowercase else texts)

@@ -180,14 +180,28 @@ def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     figures = json.loads((out / "meta.json").read_text())["nbsvm"]
     assert figures["mix"] in MIX_GRID
     assert figures["valid_accuracy_mixed"] >= figures["valid_accuracy_lstm"]  # mix 0 is among the choices
+    nbsvm = load_nbsvm(out)
+    nbsvm.mix = 4.0  # whatever the tiny run picked: a weight that changes the probabilities
+    nbsvm.save(out)
     texts = ["a gorgeous , witty , seductive movie .", "the story is too thin and the acting dull .", "fine"]
     rows = [json.loads(line) for line in
             run_cli("classify", str(out), "--json", stdin="\n".join(texts) + "\n").stdout.splitlines()]
     loaded = load_run(out, expected_task="classify")
-    nbsvm = load_nbsvm(out)
     expected = mixed(predict(loaded.model, loaded.tokenizer, texts, max_length=120), nbsvm.margins(texts), nbsvm.mix)
     labels = loaded.meta["labels"]
     for row, probabilities in zip(rows, expected):
         assert [row["probabilities"][name] for name in labels] == pytest.approx(probabilities.tolist(), abs=1e-5)
+    alone = [json.loads(line) for line in run_cli("classify", str(out), "--json", "--no-nbsvm",
+                                                  stdin="\n".join(texts) + "\n").stdout.splitlines()]
+    lstm = predict(loaded.model, loaded.tokenizer, texts, max_length=120)
+    assert not torch.allclose(lstm, expected, atol=1e-3)
+    for row, probabilities in zip(alone, lstm):  # the BiLSTM's own probabilities
+        assert [row["probabilities"][name] for name in labels] == pytest.approx(probabilities.tolist(), abs=1e-5)
+    gold = tmp_path / "gold.txt"
+    gold.write_text("".join(labels[int(row.argmax())] + "\n" for row in lstm), encoding="utf-8")
+    text_file = tmp_path / "texts.txt"
+    text_file.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    evaluated = run_cli("evaluate", str(out), "--input", str(text_file), "--labels", str(gold), "--json", "--no-nbsvm")
+    assert evaluated.returncode == 0 and json.loads(evaluated.stdout)["accuracy"] == 100.0  # gold = its own labels
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"),
                               "--set", "model.nbsvm_ngrams=2"), "model.nbsvm_ngrams")
