@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from lstmnlp.classification_data import SST_LABELS, _unique_texts, stratified_folds
+from lstmnlp.classification_data import SST_LABELS, unique_texts, stratified_folds
 from lstmnlp.data import read_label_files, read_sst
 from lstmnlp.nbsvm import fit_nbsvm
 
@@ -50,7 +50,7 @@ def main() -> None:
               f"+- {statistics.stdev(scores):.2f}%")
     if args.task in ("sst2", "both"):
         folder = args.data_dir / "sst"
-        train = _unique_texts(read_sst(folder / "train.txt", label_names=SST_LABELS["binary"], phrases=True))
+        train = unique_texts(read_sst(folder / "train.txt", label_names=SST_LABELS["binary"], phrases=True))
         dev = read_sst(folder / "dev.txt", label_names=SST_LABELS["binary"])
         texts = [text.lower() for text in train.texts + dev.texts]  # as recipes/sst2.yaml (data.lowercase)
         labels = [int(label == "positive") for label in train.labels + dev.labels]

@@ -29,7 +29,7 @@ def read_split(config: ExperimentConfig, file_name: str, *, training: bool) -> L
         labeled = read_sst(folder / file_name, label_names=SST_LABELS[data.sst_labels],
                            phrases=data.phrases and training)
         if data.phrases and training:
-            labeled = _unique_texts(labeled)
+            labeled = unique_texts(labeled)
     elif data.format == "label_files":
         if not data.label_files:
             raise UserError("data.label_files: name the files, e.g. positive=rt-polarity.pos,negative=rt-polarity.neg")
@@ -42,7 +42,7 @@ def read_split(config: ExperimentConfig, file_name: str, *, training: bool) -> L
     return labeled
 
 
-def _unique_texts(labeled: LabeledData) -> LabeledData:
+def unique_texts(labeled: LabeledData) -> LabeledData:
     """Drop repeated texts (SST phrases recur across trees), keeping the first label."""
     seen: set[str] = set()
     texts, labels = [], []

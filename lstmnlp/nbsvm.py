@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from lstmnlp.checkpoint import atomic_write_text
+from lstmnlp.checkpoint import atomic_write, atomic_write_text
 from lstmnlp.errors import UserError
 
 WEIGHTS_FILE = "nbsvm.safetensors"
@@ -72,10 +73,9 @@ class NBSVM:
     def save(self, run_dir: Path) -> None:
         grams = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
         atomic_write_text(run_dir / NGRAMS_FILE, "".join(gram + "\n" for gram in grams))
-        temporary = run_dir / (WEIGHTS_FILE + ".tmp")
-        save_file({"weights": self.weights.contiguous(), "bias": self.bias.contiguous()}, str(temporary),
-                  metadata={"order": str(self.order), "mix": repr(self.mix)})
-        temporary.replace(run_dir / WEIGHTS_FILE)
+        tensors = {"weights": self.weights.contiguous(), "bias": self.bias.contiguous()}
+        settings = {"order": str(self.order), "mix": repr(self.mix)}
+        atomic_write(run_dir / WEIGHTS_FILE, lambda temporary: save_file(tensors, str(temporary), metadata=settings))
 
 
 def load_nbsvm(run_dir: Path) -> NBSVM | None:
@@ -84,16 +84,14 @@ def load_nbsvm(run_dir: Path) -> NBSVM | None:
     if not weights_path.is_file():
         return None
     try:
-        from safetensors import safe_open
-
         with safe_open(str(weights_path), framework="pt") as handle:
             settings = handle.metadata() or {}
         tensors = load_file(str(weights_path))
         grams = (Path(run_dir) / NGRAMS_FILE).read_text(encoding="utf-8").splitlines()
         model = NBSVM(int(settings["order"]), {gram: i for i, gram in enumerate(grams)},
                       tensors["weights"], tensors["bias"], float(settings["mix"]))
-    except (OSError, KeyError, ValueError, UnicodeDecodeError) as error:
-        raise UserError(f"{weights_path}: damaged NBSVM files ({error})") from None
+    except (SafetensorError, OSError, KeyError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise UserError(f"{weights_path}: damaged NBSVM files ({str(error).splitlines()[0]})") from None
     if model.weights.size(0) != len(grams):
         raise UserError(f"{run_dir / NGRAMS_FILE}: {len(grams)} n-grams for {model.weights.size(0)} weight rows")
     return model

@@ -62,3 +62,7 @@ def test_save_and_load_keep_margins(tmp_path):
     (tmp_path / "nbsvm-ngrams.txt").write_text("great\n", encoding="utf-8")
     with pytest.raises(UserError, match="n-grams for"):
         load_nbsvm(tmp_path)
+    weights = tmp_path / "nbsvm.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])
+    with pytest.raises(UserError, match="damaged NBSVM files"):
+        load_nbsvm(tmp_path)
