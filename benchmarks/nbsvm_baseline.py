@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from lstmnlp.classification_data import SST_LABELS, unique_texts, stratified_folds
+from lstmnlp.classification_data import SST_LABELS, stratified_folds, unique_texts
 from lstmnlp.data import read_label_files, read_sst
 from lstmnlp.nbsvm import fit_nbsvm
 
