@@ -234,9 +234,13 @@ def generate(
     num_samples: int = typer.Option(1, "--num-samples", help="How many texts to produce."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Same seed and options give the same text."),
     quantize: str = typer.Option("", "--quantize", help="int8: dynamic int8 quantization for faster CPU sampling."),
+    no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
+                                             help="N > 0: the text never repeats N tokens in a row it already holds."),
 ) -> None:
     """Continue a prompt with a trained language model, streaming the text."""
     _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples)
+    if no_repeat_ngram_size < 0:
+        raise UserError("--no-repeat-ngram-size must not be negative (0: no blocking)")
     from lstmnlp.checkpoint import latest_run
     from lstmnlp.ensemble import load_language_model_ensemble
     from lstmnlp.language_modeling import beam_generate, generate_text
@@ -250,7 +254,7 @@ def generate(
                             "those characters are read as <unk>", highlight=False)
     if beam_size > 1:
         results = beam_generate(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
-                                beam_size=beam_size, nbest=num_samples)
+                                beam_size=beam_size, nbest=num_samples, no_repeat_ngram_size=no_repeat_ngram_size)
         for number, (text, _) in enumerate(results):
             _write_sample(number, prompt + text)
         return
@@ -260,7 +264,8 @@ def generate(
         sys.stdout.write(prompt)
         generate_text(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
                       temperature=temperature, top_k=top_k, top_p=top_p,
-                      seed=None if seed is None else seed + number, on_text=_stream)
+                      seed=None if seed is None else seed + number, no_repeat_ngram_size=no_repeat_ngram_size,
+                      on_text=_stream)
         sys.stdout.write("\n")
         sys.stdout.flush()
 

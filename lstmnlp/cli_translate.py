@@ -31,10 +31,14 @@ def translate(
     precision: str = typer.Option("auto", "--precision",
                                   help="fp32, bf16 (autocast), or auto: bf16 for beam search over batches of "
                                        "16 or more where the hardware has native bf16 (1.28x there), else fp32."),
+    no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
+                                             help="N > 0: no translation repeats an N-gram of pieces."),
 ) -> None:
     """Translate text with a trained model: one line in, one line out, input order kept."""
     if beam_size < 1 or batch_size < 1 or nbest < 1 or max_length_ratio <= 0:
         raise UserError("--beam-size, --batch-size and --nbest must be at least 1, --max-length-ratio positive")
+    if no_repeat_ngram_size < 0:
+        raise UserError("--no-repeat-ngram-size must not be negative (0: no blocking)")
     if nbest > beam_size:
         raise UserError("--nbest cannot exceed --beam-size")
     if precision not in ("auto", "fp32", "bf16"):
@@ -57,6 +61,7 @@ def translate(
     results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines, beam_size=beam_size,
                               batch_size=batch_size, alpha=length_penalty, max_length_ratio=max_length_ratio,
                               nbest=nbest, max_source_length=4 * loaded.config.data.max_length,
+                              no_repeat_ngram_size=no_repeat_ngram_size,
                               bf16=not quantize and decode_in_bf16(precision, beam_size, batch_size,
                                                                    next(loaded.model.parameters()).device),
                               warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",

@@ -135,9 +135,10 @@ def prime(model, tokenizer: Tokenizer, prompt: str) -> tuple[torch.Tensor, objec
 
 @torch.no_grad()
 def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, temperature: float = 1.0,
-                  top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
+                  top_k: int = 0, top_p: float = 1.0, seed: int | None = None, no_repeat_ngram_size: int = 0,
                   on_text: Callable[[str], None] | None = None) -> str:
-    """Sample a continuation of `prompt` (temperature 0 is greedy); `on_text` streams new text."""
+    """Sample a continuation of `prompt` (temperature 0 is greedy); `on_text` streams new text;
+    `no_repeat_ngram_size` n > 0: no n tokens repeated in the continuation."""
     generator = torch.Generator(device="cpu")
     if seed is not None:
         generator.manual_seed(seed)
@@ -156,7 +157,7 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
         return log_probs.cpu(), step_state
 
     sample(step, state, start, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-           generator=generator, on_tokens=stream)
+           generator=generator, no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=stream)
     rest = text_stream.finish()
     if on_text is not None and rest:
         on_text(rest)
@@ -165,11 +166,11 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
 
 @torch.no_grad()
 def beam_generate(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, beam_size: int,
-                  nbest: int = 1) -> list[tuple[str, float]]:
+                  nbest: int = 1, no_repeat_ngram_size: int = 0) -> list[tuple[str, float]]:
     """The most likely continuations of `prompt` of exactly `max_tokens` tokens, by beam search."""
     start, state = prime(model, tokenizer, prompt)
     hypotheses = beam_search(model.step, state, start, beam_size=beam_size, max_lengths=max_tokens,
-                             eos_id=None, nbest=nbest)[0]
+                             eos_id=None, nbest=nbest, no_repeat_ngram_size=no_repeat_ngram_size)[0]
     return [(decode_ids(tokenizer, h.tokens), h.score) for h in hypotheses]
 
 

@@ -49,14 +49,32 @@ def filter_log_probs(log_probs: torch.Tensor, *, top_k: int = 0, top_p: float = 
     return filtered
 
 
+def block_repeated_ngrams(log_probs: torch.Tensor, history: torch.Tensor, size: int) -> torch.Tensor:
+    """-inf for every token that would complete an n-gram of `size` tokens already in `history`
+    (R, L), the row's output so far (fairseq's and JoeyNMT's no_repeat_ngram_size); a row where
+    that bans every token keeps its log-probs. (R, V), a new tensor when anything is banned."""
+    if size < 1 or history.size(1) < size:
+        return log_probs
+    windows = history.unfold(1, size, 1)  # (R, W, n): every n-gram so far
+    suffix = history[:, history.size(1) - size + 1:]  # (R, n - 1): what the next token would extend
+    rows, where = (windows[:, :, :size - 1] == suffix[:, None, :]).all(dim=-1).nonzero(as_tuple=True)
+    if rows.numel() == 0:
+        return log_probs
+    minus_infinity = torch.tensor(float("-inf"), dtype=log_probs.dtype, device=log_probs.device)
+    blocked = log_probs.index_put((rows, windows[rows, where, size - 1]), minus_infinity)
+    stuck = torch.isneginf(blocked).all(dim=-1, keepdim=True)
+    return torch.where(stuck, log_probs, blocked)
+
+
 @torch.no_grad()
 def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
-           generator: torch.Generator | None = None,
+           generator: torch.Generator | None = None, no_repeat_ngram_size: int = 0,
            on_tokens: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
     """Draw up to `max_tokens` tokens per row; temperature 0 is greedy (argmax).
 
     Rows that produce `eos_id` stop (and are padded with it); `eos_id=None` never stops.
+    `no_repeat_ngram_size` n > 0: no row produces an n-gram twice (`block_repeated_ngrams`).
     `on_tokens` receives each new (B,) column as it is produced, for streaming.
     Returns (B, steps) token ids.
     """
@@ -64,6 +82,8 @@ def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_token
     finished = torch.zeros_like(start_ids, dtype=torch.bool)
     for _ in range(max_tokens):
         log_probs, state = step(prev_ids, state)  # (B, V)
+        if no_repeat_ngram_size and columns:
+            log_probs = block_repeated_ngrams(log_probs, torch.stack(columns, dim=1), no_repeat_ngram_size)
         if temperature == 0:
             next_ids = log_probs.argmax(dim=-1)
         else:
@@ -90,7 +110,7 @@ def length_penalty(length: int, alpha: float) -> float:
 @torch.no_grad()
 def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam_size: int,
                 max_lengths: torch.Tensor | int, eos_id: int | None = None, alpha: float = 0.0,
-                nbest: int = 1) -> list[list[Hypothesis]]:
+                nbest: int = 1, no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
     """Beam search over all rows and beams at once.
 
     Hypotheses that end in `eos_id` are kept aside; a row is done once it holds `beam_size`
@@ -103,6 +123,7 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         state: the state for the B rows of `start_ids` (B,); it is expanded to B*K rows here.
         max_lengths: (B,) or one int: the most tokens a hypothesis may have (without <eos>).
         alpha: GNMT length-penalty exponent; 0 ranks by summed log-probability.
+        no_repeat_ngram_size: n > 0: no hypothesis holds an n-gram twice (`block_repeated_ngrams`).
 
     Returns:
         For each row, up to `nbest` distinct hypotheses, best first.
@@ -133,6 +154,8 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         if not active:
             break
         log_probs, state = step(prev_ids, state)  # (A*K, V)
+        if no_repeat_ngram_size:
+            log_probs = block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
         count, vocab = len(active), log_probs.size(-1)
         # In place on the step's own fresh output: one (A*K, V) buffer less per step.
         totals = log_probs.float().add_(scores.view(-1, 1)).view(count, beam_size * vocab)  # (A, K*V)

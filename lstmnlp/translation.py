@@ -213,14 +213,16 @@ def validation_metrics(model, batches, sources, references, pairs, source_tokeni
 def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, lines: Sequence[str], *,
                     beam_size: int = 5, batch_size: int = 64, alpha: float = 1.0, max_length_ratio: float = 1.5,
                     nbest: int = 1, fast_greedy: bool = False, max_source_length: int = 0,
-                    warn: Callable[[str], None] | None = None, bf16: bool = False) -> list[list[tuple[str, float]]]:
+                    warn: Callable[[str], None] | None = None, bf16: bool = False,
+                    no_repeat_ngram_size: int = 0) -> list[list[tuple[str, float]]]:
     """Translate lines in batches of similar length; the result keeps input order.
 
     Each output is up to `nbest` (text, score) pairs; an empty line gives [("", 0.0)]. A
     hypothesis may have up to `max_length_ratio` x source pieces + 5 pieces. `fast_greedy` decodes
     greedily without scores (validation); beam size 1 through beam search is greedy with scores.
     `max_source_length` > 0 cuts longer sources (memory and time stay bounded), told through `warn`.
-    `bf16` decodes under bfloat16 autocast (scores are summed in float32).
+    `bf16` decodes under bfloat16 autocast (scores are summed in float32). `no_repeat_ngram_size`
+    n > 0: no translation holds an n-gram of pieces twice (beam search).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -245,7 +247,8 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
                 hypotheses = _greedy(model, state, starts, limits)
             else:
                 hypotheses = beam_search(model.step, state, starts, beam_size=beam_size, max_lengths=limits,
-                                         eos_id=EOS_ID, alpha=alpha, nbest=nbest)
+                                         eos_id=EOS_ID, alpha=alpha, nbest=nbest,
+                                         no_repeat_ngram_size=no_repeat_ngram_size)
         for row, found in zip(rows, hypotheses):
             results[row] = [(target_tokenizer.decode(h.tokens), h.score) for h in found]
     return results

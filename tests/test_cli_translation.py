@@ -66,6 +66,39 @@ def test_translate_keeps_order_and_empty_lines(tiny_mt_run):
     assert batch_one.stdout == result.stdout
 
 
+def test_translate_no_repeat_ngram_size(tiny_mt_run, monkeypatch):
+    """--no-repeat-ngram-size 1: no piece twice in any hypothesis (checked on the pieces beam
+    search returns), where the tiny model's plain translations repeat words; through the CLI the
+    translations change and repeat fewer words; a negative size is refused."""
+    from lstmnlp import translation
+    from lstmnlp.checkpoint import load_run
+
+    text = "Ein Mann fährt Fahrrad.\nZwei Hunde spielen im Schnee auf der Wiese.\nEine Frau singt ein Lied.\n"
+    found = []
+
+    def recording_search(*args, **kwargs):
+        hypotheses = beam_search(*args, **kwargs)
+        found.extend(h.tokens for row in hypotheses for h in row)
+        return hypotheses
+
+    beam_search = translation.beam_search
+    monkeypatch.setattr(translation, "beam_search", recording_search)
+    loaded = load_run(tiny_mt_run, expected_task="translate")
+    translation.translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, text.splitlines(),
+                                beam_size=3, nbest=3, no_repeat_ngram_size=1)
+    assert len(found) == 9 and all(len(set(tokens)) == len(tokens) for tokens in found)
+
+    def repeated_words(output):
+        return sum(len(line.split()) - len(set(line.split())) for line in output.splitlines())
+
+    plain = run_cli("translate", str(tiny_mt_run), "--beam-size", "3", stdin=text)
+    blocked = run_cli("translate", str(tiny_mt_run), "--beam-size", "3", "--no-repeat-ngram-size", "1", stdin=text)
+    assert blocked.returncode == 0, blocked.stderr
+    assert len(blocked.stdout.splitlines()) == 3 and repeated_words(blocked.stdout) < repeated_words(plain.stdout)
+    assert_user_error(run_cli("translate", str(tiny_mt_run), "--no-repeat-ngram-size", "-2", stdin=text),
+                      "--no-repeat-ngram-size")
+
+
 def test_translate_nbest_scores_and_files(tiny_mt_run, tmp_path):
     (tmp_path / "in.de").write_text("Ein Hund läuft.\nEine Frau singt.\n", encoding="utf-8")
     result = run_cli("translate", str(tiny_mt_run), "--input", str(tmp_path / "in.de"), "--output",

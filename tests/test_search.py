@@ -212,3 +212,66 @@ def test_beam_search_over_a_large_vocabulary_matches_one_stage_top_k(monkeypatch
             path = [int(ids[row])] + hypothesis.tokens + ([EOS] if len(hypothesis.tokens) < 4 else [])
             total = sum(float(torch.log_softmax(weights[a], -1)[b]) for a, b in zip(path, path[1:]))
             assert abs(total - hypothesis.score) < 1e-3
+
+
+def _ngrams(tokens, size):
+    return [tuple(tokens[i:i + size]) for i in range(len(tokens) - size + 1)]
+
+
+def test_block_repeated_ngrams_bans_what_would_repeat():
+    log_probs = torch.zeros(1, 5)
+    history = torch.tensor([[1, 2, 3, 1, 2]])
+    banned = lambda size: torch.isneginf(search_module.block_repeated_ngrams(log_probs, history, size))[0]
+    assert banned(3).nonzero().view(-1).tolist() == [3]  # "1 2" was followed by 3
+    assert banned(2).nonzero().view(-1).tolist() == [3]  # "2" was followed by 3
+    assert banned(1).nonzero().view(-1).tolist() == [1, 2, 3]  # every token already produced
+    assert not banned(6).any()  # no complete 6-gram yet
+    stuck = search_module.block_repeated_ngrams(torch.zeros(1, 2), torch.tensor([[1, 0, 1, 1]]), 2)
+    assert torch.equal(stuck, torch.zeros(1, 2))  # "1" was followed by 0 and by 1: the row keeps both
+
+
+def test_greedy_with_ngram_blocking_never_repeats():
+    preference = torch.log_softmax(torch.tensor([-9.0, 5.0, 4.0, 3.0, 2.0, 1.0]), dim=-1)
+
+    def step(prev_ids, state):
+        return preference.expand(prev_ids.size(0), -1).clone(), state
+
+    state, ids = start(2)
+    plain = sample(step, state, ids, max_tokens=8, temperature=0)[0].tolist()
+    assert plain == [1] * 8  # what blocking must prevent
+    blocked = sample(step, state, ids, max_tokens=8, temperature=0, no_repeat_ngram_size=2)[0].tolist()
+    assert blocked[:3] == [1, 1, 2] and len(set(_ngrams(blocked, 2))) == 7
+    drawn = sample(step, state, ids, max_tokens=8, temperature=1.0, no_repeat_ngram_size=2,
+                   generator=torch.Generator().manual_seed(0))
+    assert all(len(set(_ngrams(row, 2))) == 7 for row in drawn.tolist())
+
+
+def test_beam_search_with_ngram_blocking_matches_exhaustive_search():
+    """The best hypothesis is the best sequence holding no bigram twice."""
+    torch.manual_seed(2)
+    vocab, max_len = 4, 5
+    tables = {prefix: torch.softmax(torch.randn(vocab) * 2 + torch.tensor([-3.0, 2.0, 0, 0]), -1).tolist()
+              for length in range(max_len + 1) for prefix in itertools.product(range(1, vocab), repeat=length)}
+    step = table_step(tables, vocab)
+    state, ids = start()
+
+    def logp(prefix, token):
+        return torch.tensor(tables[prefix][token]).log().item()
+
+    best = {}
+    for size in (0, 2):
+        best_score, best_tokens = -float("inf"), None
+        for length in range(max_len + 1):
+            for prefix in itertools.product(range(1, vocab), repeat=length):
+                if size and len(set(_ngrams(prefix, size))) < len(_ngrams(prefix, size)):
+                    continue
+                score = sum(logp(prefix[:i], prefix[i]) for i in range(length))
+                if length < max_len:
+                    score += logp(prefix, EOS)
+                if score > best_score:
+                    best_score, best_tokens = score, list(prefix)
+        found = beam_search(step, state, ids, beam_size=vocab ** max_len, max_lengths=max_len, eos_id=EOS,
+                            no_repeat_ngram_size=size)[0][0]
+        assert found.tokens == best_tokens and abs(found.score - best_score) < 1e-5
+        best[size] = best_tokens
+    assert best[0] != best[2]  # the unconstrained best repeats a bigram: blocking changed the answer
