@@ -160,7 +160,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     result = fit_run(trainer, resume=resume)
     nbsvm, nbsvm_figures = None, None
     if config.model.nbsvm_ngrams and world.is_main:
-        nbsvm, nbsvm_figures = attach_nbsvm(config, run_dir, model, tokenizer, (train_data, valid_data), labels,
+        nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, (train_data, valid_data), labels,
+                                            order=config.model.nbsvm_ngrams, max_length=config.data.max_length,
                                             log=log)
     sample_text = valid_data.texts[0]
     probabilities = predict(model, tokenizer, [sample_text], max_length=config.data.max_length)
@@ -170,17 +171,16 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     return ClassifierTrainSummary(run_dir, result, parameters, train_data.report, sample, labels, nbsvm_figures)
 
 
-def attach_nbsvm(config: ExperimentConfig, run_dir: Path, model, tokenizer: Tokenizer,
-                 data: tuple[LabeledData, LabeledData], labels: list[str], *,
+def attach_nbsvm(run_dir: Path, model, tokenizer: Tokenizer, data: tuple[LabeledData, LabeledData],
+                 labels: list[str], *, order: int, max_length: int,
                  log: Callable[[str], None] = print) -> tuple[NBSVM, dict[str, float]]:
-    """Fit an NBSVM on the training texts, pick its mix weight with the trained model's
-    validation probabilities, and keep it in the run; (it, its validation figures)."""
+    """Fit an NBSVM over word 1..`order`-grams on the training texts, pick its mix weight with the
+    trained model's validation probabilities, and keep it in the run; (it, its validation figures)."""
     train_data, valid_data = data
     index = {name: i for i, name in enumerate(labels)}
-    nbsvm = fit_nbsvm(train_data.texts, [index[label] for label in train_data.labels], len(labels),
-                      order=config.model.nbsvm_ngrams)
+    nbsvm = fit_nbsvm(train_data.texts, [index[label] for label in train_data.labels], len(labels), order=order)
     gold = [index[label] for label in valid_data.labels]
-    probabilities = predict(model, tokenizer, valid_data.texts, max_length=config.data.max_length)
+    probabilities = predict(model, tokenizer, valid_data.texts, max_length=max_length)
     margins = nbsvm.margins(valid_data.texts)
     nbsvm.mix, accuracy = pick_mix(probabilities, margins, gold)
     nbsvm.save(run_dir)
