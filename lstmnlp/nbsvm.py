@@ -2,10 +2,12 @@
 Bayes log-count ratios (Wang & Manning 2012, "Baselines and Bigrams"), mixed into the BiLSTM's
 log-probabilities as Mesnil et al. (2014, arXiv:1412.5335) mix NBSVM with neural models:
 
-    score_c(x) = log p_lstm(c | x) + mix * margin_c(x)
+    score_c(x) = (log p_lstm(c | x) + mix * margin_c(x)) / temperature
 
-with `mix` picked on the validation data (0 keeps the BiLSTM alone). One-vs-rest for more than
-two classes. On small sets such as MR the two models err on different snippets.
+with `mix` picked on the validation data for accuracy (0 keeps the BiLSTM alone), then
+`temperature` for the validation log-likelihood (temperature scaling, Guo et al. 2017,
+arXiv:1706.04599: the mixed scores are overconfident, and the argmax does not change). One-vs-rest
+for more than two classes. On small sets such as MR the two models err on different snippets.
 
 A run that has one keeps it beside its weights: `nbsvm.safetensors` (per-n-gram weights, bias,
 settings) and `nbsvm-ngrams.txt` (one n-gram per line, in weight-row order).
@@ -28,6 +30,7 @@ from lstmnlp.errors import UserError
 WEIGHTS_FILE = "nbsvm.safetensors"
 NGRAMS_FILE = "nbsvm-ngrams.txt"
 MIX_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+TEMPERATURE_GRID = tuple(2.0 ** (step / 8) for step in range(-16, 41))  # 0.25 ... 32
 
 
 def word_ngrams(text: str, order: int) -> set[str]:
@@ -48,6 +51,7 @@ class NBSVM:
     weights: torch.Tensor  # (V, C): NB ratio times interpolated SVM weight
     bias: torch.Tensor  # (C,)
     mix: float = 0.0
+    temperature: float = 1.0
 
     def features(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, V) sparse binary n-gram indicators (n-grams unseen in training are dropped)."""
@@ -68,13 +72,13 @@ class NBSVM:
         """The classifier's (N, C) probabilities with this model's margins mixed in."""
         if self.mix == 0.0:
             return probabilities
-        return mixed(probabilities, self.margins(texts), self.mix)
+        return mixed(probabilities, self.margins(texts), self.mix, self.temperature)
 
     def save(self, run_dir: Path) -> None:
         grams = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
         atomic_write_text(run_dir / NGRAMS_FILE, "".join(gram + "\n" for gram in grams))
         tensors = {"weights": self.weights.contiguous(), "bias": self.bias.contiguous()}
-        settings = {"order": str(self.order), "mix": repr(self.mix)}
+        settings = {"order": str(self.order), "mix": repr(self.mix), "temperature": repr(self.temperature)}
         atomic_write(run_dir / WEIGHTS_FILE, lambda temporary: save_file(tensors, str(temporary), metadata=settings))
 
 
@@ -89,7 +93,7 @@ def load_nbsvm(run_dir: Path) -> NBSVM | None:
         tensors = load_file(str(weights_path))
         grams = (Path(run_dir) / NGRAMS_FILE).read_text(encoding="utf-8").splitlines()
         model = NBSVM(int(settings["order"]), {gram: i for i, gram in enumerate(grams)},
-                      tensors["weights"], tensors["bias"], float(settings["mix"]))
+                      tensors["weights"], tensors["bias"], float(settings["mix"]), float(settings["temperature"]))
     except (SafetensorError, OSError, KeyError, ValueError) as error:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{weights_path}: damaged NBSVM files ({str(error).splitlines()[0]})") from None
     if model.weights.size(0) != len(grams):
@@ -97,9 +101,9 @@ def load_nbsvm(run_dir: Path) -> NBSVM | None:
     return model
 
 
-def mixed(probabilities: torch.Tensor, margins: torch.Tensor, mix: float) -> torch.Tensor:
-    """softmax(log p + mix * margins), row by row."""
-    return torch.softmax(torch.log(probabilities.clamp(min=1e-12)) + mix * margins, dim=-1)
+def mixed(probabilities: torch.Tensor, margins: torch.Tensor, mix: float, temperature: float = 1.0) -> torch.Tensor:
+    """softmax((log p + mix * margins) / temperature), row by row."""
+    return torch.softmax((torch.log(probabilities.clamp(min=1e-12)) + mix * margins) / temperature, dim=-1)
 
 
 def fit_nbsvm(texts: Sequence[str], labels: Sequence[int], num_classes: int, *, order: int = 2,
@@ -169,4 +173,17 @@ def pick_mix(probabilities: torch.Tensor, margins: torch.Tensor, gold: Sequence[
         accuracy = float((mixed(probabilities, margins, mix).argmax(-1) == target).float().mean()) * 100
         if accuracy > best[0]:
             best = (accuracy, mix)
+    return best[1], best[0]
+
+
+def pick_temperature(probabilities: torch.Tensor, margins: torch.Tensor, mix: float,
+                     gold: Sequence[int]) -> tuple[float, float]:
+    """(temperature, mean negative log-likelihood) with the lowest NLL of the mixed scores on `gold`."""
+    target = torch.tensor(list(gold))[:, None]
+    best = (float("inf"), 1.0)
+    for temperature in TEMPERATURE_GRID:
+        chosen = mixed(probabilities, margins, mix, temperature).gather(1, target)
+        nll = float(-torch.log(chosen.clamp(min=1e-12)).mean())
+        if nll < best[0]:
+            best = (nll, temperature)
     return best[1], best[0]

@@ -169,7 +169,7 @@ def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     BiLSTM's probabilities with the weight picked on validation data."""
     from lstmnlp.checkpoint import load_run
     from lstmnlp.classification import predict
-    from lstmnlp.nbsvm import MIX_GRID, load_nbsvm, mixed
+    from lstmnlp.nbsvm import MIX_GRID, TEMPERATURE_GRID, load_nbsvm, mixed
 
     out = tmp_path / "mr-nbsvm"
     result = run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice), "--out", str(out),
@@ -180,6 +180,7 @@ def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     figures = json.loads((out / "meta.json").read_text())["nbsvm"]
     assert figures["mix"] in MIX_GRID
     assert figures["valid_accuracy_mixed"] >= figures["valid_accuracy_lstm"]  # mix 0 is among the choices
+    assert figures["temperature"] in TEMPERATURE_GRID and (figures["mix"] or figures["temperature"] == 1.0)
     nbsvm = load_nbsvm(out)
     nbsvm.mix = 4.0  # whatever the tiny run picked: a weight that changes the probabilities
     nbsvm.save(out)
@@ -187,7 +188,8 @@ def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     rows = [json.loads(line) for line in
             run_cli("classify", str(out), "--json", stdin="\n".join(texts) + "\n").stdout.splitlines()]
     loaded = load_run(out, expected_task="classify")
-    expected = mixed(predict(loaded.model, loaded.tokenizer, texts, max_length=120), nbsvm.margins(texts), nbsvm.mix)
+    expected = mixed(predict(loaded.model, loaded.tokenizer, texts, max_length=120), nbsvm.margins(texts), nbsvm.mix,
+                     nbsvm.temperature)
     labels = loaded.meta["labels"]
     for row, probabilities in zip(rows, expected):
         assert [row["probabilities"][name] for name in labels] == pytest.approx(probabilities.tolist(), abs=1e-5)

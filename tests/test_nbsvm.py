@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lstmnlp.errors import UserError
-from lstmnlp.nbsvm import fit_nbsvm, load_nbsvm, mixed, pick_mix, word_ngrams
+from lstmnlp.nbsvm import fit_nbsvm, load_nbsvm, mixed, pick_mix, pick_temperature, word_ngrams
 
 GOOD = ["a great film", "great acting , great fun", "simply great", "a great , warm story", "great"]
 BAD = ["a dull film", "dull acting and dull fun", "simply dull", "a dull , cold story", "dull"]
@@ -38,6 +38,21 @@ def test_mix_is_softmax_of_log_probabilities_plus_margins():
     assert torch.allclose(mixed(probabilities, margins, 0.0), probabilities)
     expected = torch.softmax(probabilities.log() + 2.0 * margins, dim=-1)
     assert torch.allclose(mixed(probabilities, margins, 2.0), expected)
+    cooler = torch.softmax((probabilities.log() + 2.0 * margins) / 4.0, dim=-1)
+    assert torch.allclose(mixed(probabilities, margins, 2.0, temperature=4.0), cooler)
+
+
+def test_temperature_calibrates_overconfident_mixes():
+    """Sharp scores right 3 times in 4: a temperature above 1 lowers the NLL, and never the accuracy."""
+    probabilities = torch.full((4, 2), 0.5)
+    margins = torch.tensor([[5.0, -5.0]] * 4)
+    gold = [0, 0, 0, 1]
+    temperature, nll = pick_temperature(probabilities, margins, 1.0, gold)
+    sharp = -torch.log(mixed(probabilities, margins, 1.0)[torch.arange(4), torch.tensor(gold)]).mean()
+    assert temperature > 1.0 and nll < float(sharp)
+    assert nll == pytest.approx(-(3 * torch.log(torch.tensor(0.75)) + torch.log(torch.tensor(0.25))).item() / 4,
+                                abs=0.01)  # the calibrated confidence is near the 3-in-4 rate
+    assert torch.equal(mixed(probabilities, margins, 1.0, temperature).argmax(-1), margins.argmax(-1))
 
 
 def test_pick_mix_follows_the_validation_data():
@@ -52,12 +67,12 @@ def test_pick_mix_follows_the_validation_data():
 
 def test_save_and_load_keep_margins(tmp_path):
     model = fit_nbsvm(GOOD + BAD, [1] * 5 + [0] * 5, 2, order=2)
-    model.mix = 4.0
+    model.mix, model.temperature = 4.0, 2.5
     assert load_nbsvm(tmp_path) is None
     model.save(tmp_path)
     loaded = load_nbsvm(tmp_path)
     texts = ["a great story", "dull , dull fun", "nothing known"]
-    assert loaded.mix == 4.0 and loaded.order == 2
+    assert loaded.mix == 4.0 and loaded.temperature == 2.5 and loaded.order == 2
     assert torch.equal(loaded.margins(texts), model.margins(texts))
     (tmp_path / "nbsvm-ngrams.txt").write_text("great\n", encoding="utf-8")
     with pytest.raises(UserError, match="n-grams for"):
