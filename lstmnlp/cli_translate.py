@@ -104,6 +104,8 @@ def evaluate(
     beam_size: int = typer.Option(5, "--beam-size", help="Beams when translating."),
     quantize: str = typer.Option("", "--quantize", help="int8: translate with the int8-quantized model."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
+                                             help="Translation runs: N > 0: no translation repeats an N-gram."),
     nbsvm: bool = typer.Option(True, "--nbsvm/--no-nbsvm", help="Classifier runs: mix in the run's NBSVM "
                                "where it has one; --no-nbsvm: the BiLSTM alone."),
 ) -> None:
@@ -135,8 +137,10 @@ def evaluate(
 
         loaded = load_translation_ensemble(run_dirs, expected_task=SEQ2SEQ_TASKS)
         loaded.model = apply_quantize(loaded.model, quantize)
+        if no_repeat_ngram_size < 0:
+            raise UserError("--no-repeat-ngram-size must not be negative (0: no blocking)")
         results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, read_lines(input),
-                                  beam_size=beam_size)
+                                  beam_size=beam_size, no_repeat_ngram_size=no_repeat_ngram_size)
         hypotheses = [candidates[0][0] for candidates in results]
     result = bleu_and_chrf(hypotheses, read_lines(ref))
     if json_output:

@@ -66,7 +66,7 @@ def test_translate_keeps_order_and_empty_lines(tiny_mt_run):
     assert batch_one.stdout == result.stdout
 
 
-def test_translate_no_repeat_ngram_size(tiny_mt_run, monkeypatch):
+def test_translate_no_repeat_ngram_size(tiny_mt_run, monkeypatch, tmp_path):
     """--no-repeat-ngram-size 1: no piece twice in any hypothesis (checked on the pieces beam
     search returns), where the tiny model's plain translations repeat words; through the CLI the
     translations change and repeat fewer words; a negative size is refused."""
@@ -95,6 +95,16 @@ def test_translate_no_repeat_ngram_size(tiny_mt_run, monkeypatch):
     blocked = run_cli("translate", str(tiny_mt_run), "--beam-size", "3", "--no-repeat-ngram-size", "1", stdin=text)
     assert blocked.returncode == 0, blocked.stderr
     assert len(blocked.stdout.splitlines()) == 3 and repeated_words(blocked.stdout) < repeated_words(plain.stdout)
+    source, reference, hypotheses = tmp_path / "in.de", tmp_path / "ref.en", tmp_path / "hyp.en"
+    source.write_text(text, encoding="utf-8")
+    reference.write_text("A man rides a bike.\nTwo dogs play in the snow on the meadow.\nA woman sings a song.\n",
+                         encoding="utf-8")
+    hypotheses.write_text(blocked.stdout, encoding="utf-8")
+    direct = run_cli("evaluate", str(tiny_mt_run), "--input", str(source), "--ref", str(reference), "--beam-size", "3",
+                     "--no-repeat-ngram-size", "1", "--json")
+    assert direct.returncode == 0, direct.stderr
+    scored = run_cli("evaluate", "bleu", "--hyp", str(hypotheses), "--ref", str(reference), "--json")
+    assert json.loads(direct.stdout) == json.loads(scored.stdout)  # evaluate blocks as translate does
     assert_user_error(run_cli("translate", str(tiny_mt_run), "--no-repeat-ngram-size", "-2", stdin=text),
                       "--no-repeat-ngram-size")
 
