@@ -15,17 +15,15 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-
 from lstmnlp.classification_data import SST_LABELS, stratified_folds, unique_texts
 from lstmnlp.data import read_label_files, read_sst
-from lstmnlp.nbsvm import fit_nbsvm
+from lstmnlp.nbsvm import accuracy, fit_nbsvm
 
 
-def accuracy(texts: list[str], labels: list[int], train: list[int], test: list[int], order: int) -> float:
+def fitted_accuracy(texts: list[str], labels: list[int], train: list[int], test: list[int], order: int) -> float:
+    """Accuracy in % on the `test` rows of an NBSVM fitted on the `train` rows."""
     model = fit_nbsvm([texts[i] for i in train], [labels[i] for i in train], 2, order=order)
-    predicted = model.margins([texts[i] for i in test]).argmax(-1)
-    return float((predicted == torch.tensor([labels[i] for i in test])).float().mean()) * 100
+    return accuracy(model.margins([texts[i] for i in test]), [labels[i] for i in test])
 
 
 def main() -> None:
@@ -43,7 +41,7 @@ def main() -> None:
         scores = []
         for number, test in enumerate(folds, start=1):
             held = set(test)
-            scores.append(accuracy(data.texts, labels, [i for i in range(len(labels)) if i not in held], test,
+            scores.append(fitted_accuracy(data.texts, labels, [i for i in range(len(labels)) if i not in held], test,
                                    args.ngrams))
             print(f"MR fold {number}: {scores[-1]:.2f}%", flush=True)
         print(f"MR 10-fold NBSVM (word 1-{args.ngrams}-grams): {statistics.mean(scores):.2f} "
@@ -55,7 +53,7 @@ def main() -> None:
         texts = [text.lower() for text in train.texts + dev.texts]  # as recipes/sst2.yaml (data.lowercase)
         labels = [int(label == "positive") for label in train.labels + dev.labels]
         count = len(train.texts)
-        score = accuracy(texts, labels, list(range(count)), list(range(count, len(texts))), args.ngrams)
+        score = fitted_accuracy(texts, labels, list(range(count)), list(range(count, len(texts))), args.ngrams)
         print(f"SST-2 dev NBSVM (word 1-{args.ngrams}-grams, {count:,} training phrases): {score:.2f}%")
     print(f"{time.perf_counter() - started:.0f} s")
 

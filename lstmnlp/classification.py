@@ -27,7 +27,7 @@ from lstmnlp.data import LabeledData, LoadReport
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import ClassificationResult, classification_scores
 from lstmnlp.models import build_model
-from lstmnlp.nbsvm import NBSVM, fit_nbsvm, mixed, pick_mix, pick_temperature
+from lstmnlp.nbsvm import NBSVM, accuracy, fit_nbsvm, mean_nll, mixed, pick_mix, pick_temperature
 from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 from lstmnlp.transfer import check_compatible, copy_encoder, copy_language_model, thawing_schedule
@@ -182,29 +182,21 @@ def attach_nbsvm(run_dir: Path, model, tokenizer: Tokenizer, data: tuple[Labeled
     gold = [index[label] for label in valid_data.labels]
     probabilities = predict(model, tokenizer, valid_data.texts, max_length=max_length)
     margins = nbsvm.margins(valid_data.texts)
-    nbsvm.mix, accuracy = pick_mix(probabilities, margins, gold)
+    nbsvm.mix, mixed_accuracy = pick_mix(probabilities, margins, gold)
     if nbsvm.mix:
         nbsvm.temperature, _ = pick_temperature(probabilities, margins, nbsvm.mix, gold)
     nbsvm.save(run_dir)
     calibrated = mixed(probabilities, margins, nbsvm.mix, nbsvm.temperature)
-    figures = {"valid_accuracy_lstm": _accuracy(probabilities, gold), "valid_accuracy_nbsvm": _accuracy(margins, gold),
-               "mix": nbsvm.mix, "temperature": nbsvm.temperature, "valid_accuracy_mixed": accuracy,
-               "valid_nll_lstm": _nll(probabilities, gold), "valid_nll_mixed": _nll(calibrated, gold)}
+    figures = {"valid_accuracy_lstm": accuracy(probabilities, gold), "valid_accuracy_nbsvm": accuracy(margins, gold),
+               "mix": nbsvm.mix, "temperature": nbsvm.temperature, "valid_accuracy_mixed": mixed_accuracy,
+               "valid_nll_lstm": mean_nll(probabilities, gold), "valid_nll_mixed": mean_nll(calibrated, gold)}
     checkpoint.write_meta(run_dir, {**checkpoint.read_meta(run_dir), "nbsvm": figures})
     log(f"NBSVM over word 1-{nbsvm.order}-grams ({len(nbsvm.vocabulary):,}): validation accuracy "
         f"{figures['valid_accuracy_nbsvm']:.2f}% alone, {figures['valid_accuracy_lstm']:.2f}% for the BiLSTM, "
-        f"{accuracy:.2f}% mixed with weight {nbsvm.mix:g} (temperature {nbsvm.temperature:.2f}; NLL "
+        f"{mixed_accuracy:.2f}% mixed with weight {nbsvm.mix:g} (temperature {nbsvm.temperature:.2f}; NLL "
         f"{figures['valid_nll_mixed']:.3f} vs {figures['valid_nll_lstm']:.3f})")
     return nbsvm, figures
 
-
-def _accuracy(scores: torch.Tensor, gold: list[int]) -> float:
-    return float((scores.argmax(-1) == torch.tensor(gold)).float().mean()) * 100
-
-
-def _nll(probabilities: torch.Tensor, gold: list[int]) -> float:
-    chosen = probabilities.gather(1, torch.tensor(gold)[:, None])
-    return float(-torch.log(chosen.clamp(min=1e-12)).mean())
 
 
 @torch.no_grad()

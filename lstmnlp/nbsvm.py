@@ -165,25 +165,27 @@ def _squared_hinge_svm(features: torch.Tensor, ratios: torch.Tensor, target: tor
     return weights.detach(), float(bias.detach())
 
 
+def accuracy(scores: torch.Tensor, gold: Sequence[int]) -> float:
+    """Accuracy in % of the argmax of (N, C) scores against `gold` class indices."""
+    return float((scores.argmax(-1) == torch.tensor(list(gold))).float().mean()) * 100
+
+
+def mean_nll(probabilities: torch.Tensor, gold: Sequence[int]) -> float:
+    """Mean negative log-likelihood (nats) of the `gold` classes under (N, C) probabilities."""
+    chosen = probabilities.gather(1, torch.tensor(list(gold))[:, None])
+    return float(-torch.log(chosen.clamp(min=1e-12)).mean())
+
+
 def pick_mix(probabilities: torch.Tensor, margins: torch.Tensor, gold: Sequence[int]) -> tuple[float, float]:
     """(mix weight, accuracy in %) with the best accuracy on `gold`; ties go to the smaller weight."""
-    target = torch.tensor(list(gold))
-    best = (-1.0, 0.0)
-    for mix in MIX_GRID:
-        accuracy = float((mixed(probabilities, margins, mix).argmax(-1) == target).float().mean()) * 100
-        if accuracy > best[0]:
-            best = (accuracy, mix)
-    return best[1], best[0]
+    scored = [(accuracy(mixed(probabilities, margins, mix), gold), -mix) for mix in MIX_GRID]
+    best, negated_mix = max(scored)
+    return -negated_mix, best
 
 
 def pick_temperature(probabilities: torch.Tensor, margins: torch.Tensor, mix: float,
                      gold: Sequence[int]) -> tuple[float, float]:
     """(temperature, mean negative log-likelihood) with the lowest NLL of the mixed scores on `gold`."""
-    target = torch.tensor(list(gold))[:, None]
-    best = (float("inf"), 1.0)
-    for temperature in TEMPERATURE_GRID:
-        chosen = mixed(probabilities, margins, mix, temperature).gather(1, target)
-        nll = float(-torch.log(chosen.clamp(min=1e-12)).mean())
-        if nll < best[0]:
-            best = (nll, temperature)
-    return best[1], best[0]
+    nll, temperature = min((mean_nll(mixed(probabilities, margins, mix, temperature), gold), temperature)
+                           for temperature in TEMPERATURE_GRID)
+    return temperature, nll
