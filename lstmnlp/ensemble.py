@@ -186,6 +186,10 @@ def predict_ensemble(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str],
         probabilities = predict(run.model, run.tokenizer, texts, max_length=run.config.data.max_length,
                                 batch_size=batch_size, lowercase=run.config.data.lowercase)
         nbsvm = load_nbsvm(run.run_dir) if use_nbsvm else None
+        if use_nbsvm and nbsvm is None and run.config.model.nbsvm_ngrams:
+            raise UserError(f"{run.run_dir}: model.nbsvm_ngrams is set but the run has no NBSVM (its training "
+                            f"stopped before fitting it): finish it with `lstmnlp train ... --out {run.run_dir} "
+                            "--resume`, or pass --no-nbsvm for the BiLSTM alone")
         if nbsvm is not None:
             probabilities = nbsvm.mix_into(probabilities, [text.lower() for text in texts]
                                            if run.config.data.lowercase else texts)

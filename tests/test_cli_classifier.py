@@ -207,3 +207,6 @@ def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     assert evaluated.returncode == 0 and json.loads(evaluated.stdout)["accuracy"] == 100.0  # gold = its own labels
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"),
                               "--set", "model.nbsvm_ngrams=2"), "model.nbsvm_ngrams")
+    (out / "nbsvm.safetensors").unlink()  # as if training stopped before the fit
+    assert_user_error(run_cli("classify", str(out), stdin="fine\n"), "--resume")
+    assert run_cli("classify", str(out), "--no-nbsvm", stdin="fine\n").returncode == 0
