@@ -198,7 +198,6 @@ def attach_nbsvm(run_dir: Path, model, tokenizer: Tokenizer, data: tuple[Labeled
     return nbsvm, figures
 
 
-
 @torch.no_grad()
 def validation_metrics(model, batches, labels: list[str], device) -> dict[str, float]:
     model.eval()
@@ -216,13 +215,12 @@ def validation_metrics(model, batches, labels: list[str], device) -> dict[str, f
 
 
 @torch.no_grad()
-def predict(model, tokenizer: Tokenizer, texts: Sequence[str], *, max_length: int, batch_size: int = 64,
-            lowercase: bool = False) -> torch.Tensor:
-    """(N, C) class probabilities of `texts`, in input order (empty texts are read as just <eos>)."""
+def predict(model, tokenizer: Tokenizer, texts: Sequence[str], *, max_length: int,
+            batch_size: int = 64) -> torch.Tensor:
+    """(N, C) class probabilities of `texts` as given (a run's casing is applied by the caller),
+    in input order (empty texts are read as just <eos>)."""
     model.eval()
     device = next(model.parameters()).device
-    if lowercase:
-        texts = [text.lower() for text in texts]
     encoded = encode_texts(tokenizer, texts, max_length=max_length)
     probabilities = torch.empty(len(texts), model.class_weights.numel())
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))

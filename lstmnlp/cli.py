@@ -16,7 +16,7 @@ from rich.table import Table
 from lstmnlp.cli_classify import classify, run_cross_validation
 from lstmnlp.cli_inspect import inspect, plot
 from lstmnlp.cli_translate import evaluate, translate
-from lstmnlp.cli_io import console, error_console, user_errors
+from lstmnlp.cli_io import check_no_repeat_ngram_size, console, error_console, user_errors
 from lstmnlp.cli_tokenize import tokenize_app
 from lstmnlp.errors import UserError
 
@@ -239,8 +239,7 @@ def generate(
 ) -> None:
     """Continue a prompt with a trained language model, streaming the text."""
     _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples)
-    if no_repeat_ngram_size < 0:
-        raise UserError("--no-repeat-ngram-size must not be negative (0: no blocking)")
+    check_no_repeat_ngram_size(no_repeat_ngram_size)
     from lstmnlp.checkpoint import latest_run
     from lstmnlp.ensemble import load_language_model_ensemble
     from lstmnlp.language_modeling import beam_generate, generate_text

@@ -42,6 +42,12 @@ def user_errors(command: Callable) -> Callable:
 # ---------------------------------------------------------------- text in and out
 
 
+def check_no_repeat_ngram_size(size: int) -> None:
+    """--no-repeat-ngram-size, the same rule for every command that decodes."""
+    if size < 0:
+        raise UserError("--no-repeat-ngram-size must not be negative (0: no blocking)")
+
+
 def read_input_lines(path: Optional[Path]) -> list[str]:
     """Lines from a file or stdin, without line ends."""
     from lstmnlp.data import read_lines

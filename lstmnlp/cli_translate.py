@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from lstmnlp.cli_classify import evaluate_classifier
-from lstmnlp.cli_io import console, error_console, read_input_lines, user_errors, write_output_lines
+from lstmnlp.cli_io import (check_no_repeat_ngram_size, console, error_console, read_input_lines, user_errors,
+                            write_output_lines)
 from lstmnlp.config import SEQ2SEQ_TASKS
 from lstmnlp.errors import UserError
 
@@ -37,8 +38,7 @@ def translate(
     """Translate text with a trained model: one line in, one line out, input order kept."""
     if beam_size < 1 or batch_size < 1 or nbest < 1 or max_length_ratio <= 0:
         raise UserError("--beam-size, --batch-size and --nbest must be at least 1, --max-length-ratio positive")
-    if no_repeat_ngram_size < 0:
-        raise UserError("--no-repeat-ngram-size must not be negative (0: no blocking)")
+    check_no_repeat_ngram_size(no_repeat_ngram_size)
     if nbest > beam_size:
         raise UserError("--nbest cannot exceed --beam-size")
     if precision not in ("auto", "fp32", "bf16"):
@@ -117,6 +117,7 @@ def evaluate(
     from lstmnlp.metrics import bleu_and_chrf
 
     target, run_dirs = targets[0], [Path(name) for name in targets]
+    check_no_repeat_ngram_size(no_repeat_ngram_size)
     if target == "bleu" and len(targets) > 1:
         raise UserError("evaluate bleu takes no run directory: evaluate bleu --hyp F --ref F")
     if target != "bleu" and _run_task(run_dirs[0]) == "classify":
@@ -137,8 +138,6 @@ def evaluate(
 
         loaded = load_translation_ensemble(run_dirs, expected_task=SEQ2SEQ_TASKS)
         loaded.model = apply_quantize(loaded.model, quantize)
-        if no_repeat_ngram_size < 0:
-            raise UserError("--no-repeat-ngram-size must not be negative (0: no blocking)")
         results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, read_lines(input),
                                   beam_size=beam_size, no_repeat_ngram_size=no_repeat_ngram_size)
         hypotheses = [candidates[0][0] for candidates in results]

@@ -183,16 +183,16 @@ def predict_ensemble(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str],
     labels = classifier_labels(runs)
     total = torch.zeros(len(texts), len(labels))
     for run in runs:
-        probabilities = predict(run.model, run.tokenizer, texts, max_length=run.config.data.max_length,
-                                batch_size=batch_size, lowercase=run.config.data.lowercase)
+        read = [text.lower() for text in texts] if run.config.data.lowercase else texts  # as the run trained
+        probabilities = predict(run.model, run.tokenizer, read, max_length=run.config.data.max_length,
+                                batch_size=batch_size)
         nbsvm = load_nbsvm(run.run_dir) if use_nbsvm else None
         if use_nbsvm and nbsvm is None and run.config.model.nbsvm_ngrams:
             raise UserError(f"{run.run_dir}: model.nbsvm_ngrams is set but the run has no NBSVM (its training "
                             f"stopped before fitting it): finish it with `lstmnlp train ... --out {run.run_dir} "
                             "--resume`, or pass --no-nbsvm for the BiLSTM alone")
         if nbsvm is not None:
-            probabilities = nbsvm.mix_into(probabilities, [text.lower() for text in texts]
-                                           if run.config.data.lowercase else texts)
+            probabilities = nbsvm.mix_into(probabilities, read)
         columns = [run.meta["labels"].index(name) for name in labels]
         total += probabilities[:, columns]
     return total / len(runs)
