@@ -72,8 +72,6 @@ def train(
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         _refuse_several_processes(config, cv)  # here, before torchrun reports each rank's failure
         raise typer.Exit(_launch_ranks(nproc))
-    from lstmnlp.progress import make_reporter
-
     if config.task in SEQ2SEQ_TASKS:
         from lstmnlp.translation import train_translation as train_task
     elif config.task == "classify":
@@ -94,6 +92,27 @@ def train(
     say = console.print if world.is_main else (lambda *args, **kwargs: None)
     say(f"run directory: [bold]{run_dir}[/bold]" + (" (resuming)" if resume else "")
         + (f" ({world.size} processes)" if world.active else ""))
+    try:
+        _train_into(config, run_dir, train_task, cv=cv, resume=resume, world=world, say=say)
+    except BaseException:
+        if world.is_main and out is None:  # a directory this command named and made
+            _remove_if_empty(run_dir)
+        raise
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """A run directory that training left empty (bad data, a stop before anything was written) goes,
+    so that `./runs` holds no husks; rmdir never removes a directory with files in it."""
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass
+
+
+def _train_into(config, run_dir: Path, train_task, *, cv: int, resume: bool, world, say) -> None:
+    """Cross-validation, an ensemble or one run into `run_dir`, with its summary."""
+    from lstmnlp.progress import make_reporter
+
     if cv:
         run_cross_validation(config, run_dir, cv, lambda: make_reporter(
             console, max_steps=config.train.max_steps, max_time=config.train.max_time))

@@ -112,6 +112,13 @@ def test_train_bad_data(tmp_path):
                      "--out", str(tmp_path / "r"))
     assert_user_error(result, "input.txt:2", "UTF-8")
     assert_user_error(run_cli("train", str(tmp_path / "missing.yaml")), "missing.yaml", "not found")
+    # Without --out the run directory is named and made by the command; a failed start leaves none.
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--data-dir", str(tmp_path),
+                     cwd=work)
+    assert_user_error(result, "input.txt:2", "UTF-8")
+    assert list((work / "runs").iterdir()) == []
 
 
 def test_score_rejects_damaged_checkpoint(tiny_lm_run, tmp_path, shakespeare_slice):
