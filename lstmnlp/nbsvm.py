@@ -143,26 +143,31 @@ def _log_count_ratios(features: torch.Tensor, positive: torch.Tensor, alpha: flo
 
 def _squared_hinge_svm(features: torch.Tensor, ratios: torch.Tensor, target: torch.Tensor, cost: float,
                        max_iterations: int) -> tuple[torch.Tensor, float]:
-    """min_w 1/2 |w|^2 + C sum_i max(0, 1 - y_i (w . (r * x_i) + b))^2 by L-BFGS (divided by C N)."""
+    """min_w 1/2 |w|^2 + C sum_i max(0, 1 - y_i (w . (r * x_i) + b))^2 by L-BFGS (divided by C N).
+
+    The gradient is written out (with d_i = -2 y_i max(0, 1 - y_i m_i) / N: w / (C N) + X^T d and
+    sum d) over a CSR copy of X and one of X^T: autograd's backward through a sparse CSR product
+    took 0.18 s per evaluation at 9,600 snippets x 175,000 word and character n-grams, these 0.01 s."""
     indices = features.indices()
     scaled = torch.sparse_coo_tensor(indices, ratios[indices[1]], features.shape, check_invariants=False)
     count = features.size(0)
-    weights = torch.zeros(features.size(1), requires_grad=True)
-    bias = torch.zeros(1, requires_grad=True)
+    weights, bias = torch.zeros(features.size(1)), torch.zeros(1)
     optimizer = torch.optim.LBFGS([weights, bias], max_iter=max_iterations, line_search_fn="strong_wolfe")
-
-    def objective() -> torch.Tensor:
-        optimizer.zero_grad()
-        margins = scaled @ weights + bias
-        loss = 0.5 * weights.pow(2).sum() / (cost * count) + (1 - target * margins).clamp(min=0).pow(2).mean()
-        loss.backward()
-        return loss
-
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the products used here are plain
         warnings.simplefilter("ignore", UserWarning)
-        scaled = scaled.to_sparse_csr()  # (N, V): rows r * x_i, the fastest product on the CPU
+        rows = scaled.to_sparse_csr()  # (N, V): rows r * x_i, the fastest product on the CPU
+        columns = scaled.t().coalesce().to_sparse_csr()  # (V, N)
+
+        def objective() -> torch.Tensor:
+            slack = (1 - target * (rows @ weights + bias)).clamp(min=0)  # (N,)
+            loss = 0.5 * weights.pow(2).sum() / (cost * count) + slack.pow(2).mean()
+            outer = -2 * target * slack / count  # d loss / d margin
+            weights.grad = weights / (cost * count) + columns @ outer
+            bias.grad = outer.sum().reshape(1)
+            return loss
+
         optimizer.step(objective)
-    return weights.detach(), float(bias.detach())
+    return weights, float(bias)
 
 
 def accuracy(scores: torch.Tensor, gold: Sequence[int]) -> float:
