@@ -5,7 +5,8 @@ on the sentiment data the recipes use, to set beside the recipes' figures:
         makes (seed 1234), each fold fitted on the other nine; mean and spread of test accuracy.
   sst2  fitted on every labeled phrase of train.txt (neutral dropped), dev sentence accuracy.
 
-    python benchmarks/nbsvm_baseline.py [--data-dir ../shared/data] [--ngrams 2] [--task mr|sst2]
+    python benchmarks/nbsvm_baseline.py [--data-dir ../shared/data] [--ngrams 2] [--char-ngrams 4]
+        [--task mr|sst2]
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from lstmnlp.data import read_label_files, read_sst
 from lstmnlp.nbsvm import accuracy, fit_nbsvm
 
 
-def fitted_accuracy(texts: list[str], labels: list[int], train: list[int], test: list[int], order: int) -> float:
+def fitted_accuracy(texts: list[str], labels: list[int], train: list[int], test: list[int], order: int,
+                    char_order: int) -> float:
     """Accuracy in % on the `test` rows of an NBSVM fitted on the `train` rows."""
-    model = fit_nbsvm([texts[i] for i in train], [labels[i] for i in train], 2, order=order)
+    model = fit_nbsvm([texts[i] for i in train], [labels[i] for i in train], 2, order=order, char_order=char_order)
     return accuracy(model.margins([texts[i] for i in test]), [labels[i] for i in test])
 
 
@@ -30,9 +32,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--ngrams", type=int, default=2)
+    parser.add_argument("--char-ngrams", type=int, default=0, help="also character 2..N-grams (0: words only)")
     parser.add_argument("--task", choices=("mr", "sst2", "both"), default="both")
     args = parser.parse_args()
     started = time.perf_counter()
+    grams = f"word 1-{args.ngrams}-grams" + (f", character 2-{args.char_ngrams}-grams" if args.char_ngrams else "")
     if args.task in ("mr", "both"):
         folder = args.data_dir / "mr-polarity"
         data = read_label_files({"positive": folder / "rt-polarity.pos", "negative": folder / "rt-polarity.neg"})
@@ -42,9 +46,9 @@ def main() -> None:
         for number, test in enumerate(folds, start=1):
             held = set(test)
             scores.append(fitted_accuracy(data.texts, labels, [i for i in range(len(labels)) if i not in held], test,
-                                   args.ngrams))
+                                          args.ngrams, args.char_ngrams))
             print(f"MR fold {number}: {scores[-1]:.2f}%", flush=True)
-        print(f"MR 10-fold NBSVM (word 1-{args.ngrams}-grams): {statistics.mean(scores):.2f} "
+        print(f"MR 10-fold NBSVM ({grams}): {statistics.mean(scores):.2f} "
               f"+- {statistics.stdev(scores):.2f}%")
     if args.task in ("sst2", "both"):
         folder = args.data_dir / "sst"
@@ -53,8 +57,9 @@ def main() -> None:
         texts = [text.lower() for text in train.texts + dev.texts]  # as recipes/sst2.yaml (data.lowercase)
         labels = [int(label == "positive") for label in train.labels + dev.labels]
         count = len(train.texts)
-        score = fitted_accuracy(texts, labels, list(range(count)), list(range(count, len(texts))), args.ngrams)
-        print(f"SST-2 dev NBSVM (word 1-{args.ngrams}-grams, {count:,} training phrases): {score:.2f}%")
+        score = fitted_accuracy(texts, labels, list(range(count)), list(range(count, len(texts))), args.ngrams,
+                                args.char_ngrams)
+        print(f"SST-2 dev NBSVM ({grams}, {count:,} training phrases): {score:.2f}%")
     print(f"{time.perf_counter() - started:.0f} s")
 
 

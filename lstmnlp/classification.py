@@ -161,8 +161,9 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     nbsvm, nbsvm_figures = None, None
     if config.model.nbsvm_ngrams and world.is_main:
         nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, (train_data, valid_data), labels,
-                                            order=config.model.nbsvm_ngrams, max_length=config.data.max_length,
-                                            log=log)
+                                            order=config.model.nbsvm_ngrams,
+                                            char_order=config.model.nbsvm_char_ngrams,
+                                            max_length=config.data.max_length, log=log)
     sample_text = valid_data.texts[0]
     probabilities = predict(model, tokenizer, [sample_text], max_length=config.data.max_length)
     probabilities = (nbsvm.mix_into(probabilities, [sample_text]) if nbsvm else probabilities)[0]
@@ -172,13 +173,15 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
 
 
 def attach_nbsvm(run_dir: Path, model, tokenizer: Tokenizer, data: tuple[LabeledData, LabeledData],
-                 labels: list[str], *, order: int, max_length: int,
+                 labels: list[str], *, order: int, char_order: int = 0, max_length: int,
                  log: Callable[[str], None] = print) -> tuple[NBSVM, dict[str, float]]:
-    """Fit an NBSVM over word 1..`order`-grams on the training texts, pick its mix weight with the
-    trained model's validation probabilities, and keep it in the run; (it, its validation figures)."""
+    """Fit an NBSVM over word 1..`order`-grams (and character 2..`char_order`-grams) on the
+    training texts, pick its mix weight with the trained model's validation probabilities, and keep
+    it in the run; (it, its validation figures)."""
     train_data, valid_data = data
     index = {name: i for i, name in enumerate(labels)}
-    nbsvm = fit_nbsvm(train_data.texts, [index[label] for label in train_data.labels], len(labels), order=order)
+    nbsvm = fit_nbsvm(train_data.texts, [index[label] for label in train_data.labels], len(labels), order=order,
+                      char_order=char_order)
     gold = [index[label] for label in valid_data.labels]
     probabilities = predict(model, tokenizer, valid_data.texts, max_length=max_length)
     margins = nbsvm.margins(valid_data.texts)
@@ -191,7 +194,8 @@ def attach_nbsvm(run_dir: Path, model, tokenizer: Tokenizer, data: tuple[Labeled
                "mix": nbsvm.mix, "temperature": nbsvm.temperature, "valid_accuracy_mixed": mixed_accuracy,
                "valid_nll_lstm": mean_nll(probabilities, gold), "valid_nll_mixed": mean_nll(calibrated, gold)}
     checkpoint.write_meta(run_dir, {**checkpoint.read_meta(run_dir), "nbsvm": figures})
-    log(f"NBSVM over word 1-{nbsvm.order}-grams ({len(nbsvm.vocabulary):,}): validation accuracy "
+    grams = f"word 1-{order}-grams" + (f" and character 2-{char_order}-grams" if char_order else "")
+    log(f"NBSVM over {grams} ({len(nbsvm.vocabulary):,}): validation accuracy "
         f"{figures['valid_accuracy_nbsvm']:.2f}% alone, {figures['valid_accuracy_lstm']:.2f}% for the BiLSTM, "
         f"{mixed_accuracy:.2f}% mixed with weight {nbsvm.mix:g} (temperature {nbsvm.temperature:.2f}; NLL "
         f"{figures['valid_nll_mixed']:.3f} vs {figures['valid_nll_lstm']:.3f})")

@@ -113,6 +113,7 @@ class ModelConfig:
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
     init_from: str = ""  # start embedding and encoder from an LM run (ULMFiT) or an autoencoder run
     nbsvm_ngrams: int = 0  # > 0: mix in an NBSVM over word 1..n-grams (Wang & Manning 2012); 0 = none
+    nbsvm_char_ngrams: int = 0  # > 0: that NBSVM also reads character 2..n-grams; 0 = words only
 
     def validate(self) -> None:
         for key in ("embedding_dim", "hidden_size", "num_layers"):
@@ -132,6 +133,10 @@ class ModelConfig:
                "must be one of max, mean, last, attention")
         _check(self.classifier_hidden >= 0, "model.classifier_hidden", "must not be negative")
         _check(0 <= self.nbsvm_ngrams <= 5, "model.nbsvm_ngrams", "must lie in 0..5 (the longest word n-gram)")
+        _check(self.nbsvm_char_ngrams == 0 or 2 <= self.nbsvm_char_ngrams <= 8, "model.nbsvm_char_ngrams",
+               "must be 0 or lie in 2..8 (the longest character n-gram)")
+        _check(not self.nbsvm_char_ngrams or self.nbsvm_ngrams, "model.nbsvm_char_ngrams",
+               "adds character n-grams to the NBSVM of model.nbsvm_ngrams: set that too (1 for single words)")
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""NBSVM next to a classifier: a linear SVM over binarized word n-grams scaled by their naive
-Bayes log-count ratios (Wang & Manning 2012, "Baselines and Bigrams"), mixed into the BiLSTM's
+"""NBSVM next to a classifier: a linear SVM over binarized word n-grams (and optionally character
+n-grams) scaled by their naive Bayes log-count ratios (Wang & Manning 2012, "Baselines and Bigrams"), mixed into the BiLSTM's
 log-probabilities as Mesnil et al. (2014, arXiv:1412.5335) mix NBSVM with neural models:
 
     score_c(x) = (log p_lstm(c | x) + mix * margin_c(x)) / temperature
@@ -10,7 +10,8 @@ arXiv:1706.04599: the mixed scores are overconfident, and the argmax does not ch
 for more than two classes. On small sets such as MR the two models err on different snippets.
 
 A run that has one keeps it beside its weights: `nbsvm.safetensors` (per-n-gram weights, bias,
-settings) and `nbsvm-ngrams.txt` (one n-gram per line, in weight-row order).
+settings) and `nbsvm-ngrams.txt` (one n-gram per line, in weight-row order; character n-grams
+start with a tab, which no word n-gram holds).
 """
 
 from __future__ import annotations
@@ -42,9 +43,23 @@ def word_ngrams(text: str, order: int) -> set[str]:
     return grams
 
 
+def char_ngrams(text: str, longest: int) -> set[str]:
+    """The distinct character n-grams of `text` for n = 2..longest, each marked by a leading tab,
+    over its words joined by single spaces with a space at either end (so that n-grams see word
+    starts and ends; Wang & Manning use words only, character n-grams are the usual extension)."""
+    joined = " " + " ".join(text.split()) + " "
+    return {"\t" + joined[i:i + n] for n in range(2, longest + 1) for i in range(len(joined) - n + 1)}
+
+
+def text_ngrams(text: str, order: int, char_order: int = 0) -> set[str]:
+    """Word 1..`order`-grams, plus character 2..`char_order`-grams when it is above 0."""
+    grams = word_ngrams(text, order)
+    return grams | char_ngrams(text, char_order) if char_order else grams
+
+
 @dataclass
 class NBSVM:
-    """Word n-grams up to `order` -> one margin per class."""
+    """Word n-grams up to `order` (and character n-grams up to `char_order`) -> one margin per class."""
 
     order: int
     vocabulary: dict[str, int]
@@ -52,12 +67,14 @@ class NBSVM:
     bias: torch.Tensor  # (C,)
     mix: float = 0.0
     temperature: float = 1.0
+    char_order: int = 0  # 0: words only
 
     def features(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, V) sparse binary n-gram indicators (n-grams unseen in training are dropped)."""
         rows, columns = [], []
         for row, text in enumerate(texts):
-            found = [self.vocabulary[gram] for gram in word_ngrams(text, self.order) if gram in self.vocabulary]
+            found = [self.vocabulary[gram] for gram in text_ngrams(text, self.order, self.char_order)
+                     if gram in self.vocabulary]
             rows.extend([row] * len(found))
             columns.extend(found)
         indices = torch.tensor([rows, columns], dtype=torch.long).reshape(2, -1)
@@ -78,7 +95,7 @@ class NBSVM:
         grams = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
         atomic_write_text(run_dir / NGRAMS_FILE, "".join(gram + "\n" for gram in grams))
         tensors = {"weights": self.weights.contiguous(), "bias": self.bias.contiguous()}
-        settings = {"order": str(self.order), "mix": repr(self.mix), "temperature": repr(self.temperature)}
+        settings = {"order": str(self.order), "char_order": str(self.char_order), "mix": repr(self.mix), "temperature": repr(self.temperature)}
         atomic_write(run_dir / WEIGHTS_FILE, lambda temporary: save_file(tensors, str(temporary), metadata=settings))
 
 
@@ -93,7 +110,8 @@ def load_nbsvm(run_dir: Path) -> NBSVM | None:
         tensors = load_file(str(weights_path))
         grams = (Path(run_dir) / NGRAMS_FILE).read_text(encoding="utf-8").splitlines()
         model = NBSVM(int(settings["order"]), {gram: i for i, gram in enumerate(grams)},
-                      tensors["weights"], tensors["bias"], float(settings["mix"]), float(settings["temperature"]))
+                      tensors["weights"], tensors["bias"], float(settings["mix"]), float(settings["temperature"]),
+                      int(settings.get("char_order", "0")))  # runs from before character n-grams have none
     except (SafetensorError, OSError, KeyError, ValueError) as error:  # UnicodeDecodeError is a ValueError
         raise UserError(f"{weights_path}: damaged NBSVM files ({str(error).splitlines()[0]})") from None
     if model.weights.size(0) != len(grams):
@@ -107,14 +125,15 @@ def mixed(probabilities: torch.Tensor, margins: torch.Tensor, mix: float, temper
 
 
 def fit_nbsvm(texts: Sequence[str], labels: Sequence[int], num_classes: int, *, order: int = 2,
-              cost: float = 1.0, beta: float = 0.25, alpha: float = 1.0, max_iterations: int = 200) -> NBSVM:
+              char_order: int = 0, cost: float = 1.0, beta: float = 0.25, alpha: float = 1.0, max_iterations: int = 200) -> NBSVM:
     """Fit one-vs-rest NBSVMs (Wang & Manning's settings: L2-regularized squared-hinge SVM with
     C = `cost`, interpolation `beta` towards the mean weight magnitude, count smoothing `alpha`)."""
     vocabulary: dict[str, int] = {}
     for text in texts:
-        for gram in word_ngrams(text, order):
+        for gram in text_ngrams(text, order, char_order):
             vocabulary.setdefault(gram, len(vocabulary))
-    model = NBSVM(order, vocabulary, torch.zeros(len(vocabulary), num_classes), torch.zeros(num_classes))
+    model = NBSVM(order, vocabulary, torch.zeros(len(vocabulary), num_classes), torch.zeros(num_classes),
+                  char_order=char_order)
     features = model.features(texts).coalesce()
     gold = torch.tensor(list(labels))
     for label in ([1] if num_classes == 2 else range(num_classes)):

@@ -174,14 +174,15 @@ def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     out = tmp_path / "mr-nbsvm"
     result = run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice), "--out", str(out),
                      *TINY_CLS, "--set", "train.max_steps=10", "--set", "train.eval_every=5",
-                     "--set", "model.nbsvm_ngrams=2")
+                     "--set", "model.nbsvm_ngrams=2", "--set", "model.nbsvm_char_ngrams=3")
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "NBSVM over word 1-2-grams" in result.stdout
+    assert "NBSVM over word 1-2-grams and character 2-3-grams" in result.stdout
     figures = json.loads((out / "meta.json").read_text())["nbsvm"]
     assert figures["mix"] in MIX_GRID
     assert figures["valid_accuracy_mixed"] >= figures["valid_accuracy_lstm"]  # mix 0 is among the choices
     assert figures["temperature"] in TEMPERATURE_GRID and (figures["mix"] or figures["temperature"] == 1.0)
     nbsvm = load_nbsvm(out)
+    assert nbsvm.char_order == 3 and "\t th" in nbsvm.vocabulary  # the margins checked below read them
     nbsvm.mix = 4.0  # whatever the tiny run picked: a weight that changes the probabilities
     nbsvm.save(out)
     texts = ["a gorgeous , witty , seductive movie .", "the story is too thin and the acting dull .", "fine"]

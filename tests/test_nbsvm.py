@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lstmnlp.errors import UserError
-from lstmnlp.nbsvm import fit_nbsvm, load_nbsvm, mixed, pick_mix, pick_temperature, word_ngrams
+from lstmnlp.nbsvm import (char_ngrams, fit_nbsvm, load_nbsvm, mixed, pick_mix, pick_temperature,
+                           text_ngrams, word_ngrams)
 
 GOOD = ["a great film", "great acting , great fun", "simply great", "a great , warm story", "great"]
 BAD = ["a dull film", "dull acting and dull fun", "simply dull", "a dull , cold story", "dull"]
@@ -15,6 +16,25 @@ def test_word_ngrams_up_to_the_order():
     assert word_ngrams("a b c", 2) == {"a", "b", "c", "a b", "b c"}
     assert word_ngrams("a b a b", 3) == {"a", "b", "a b", "b a", "a b a", "b a b"}
     assert word_ngrams("", 2) == set()
+
+
+def test_char_ngrams_see_word_edges_and_are_marked():
+    assert char_ngrams("ab  c", 3) == {"\t" + gram for gram in (" a", "ab", "b ", " c", "c ", " ab", "ab ", "b c", " c ")}
+    assert text_ngrams("ab c", 1) == {"ab", "c"}
+    both = text_ngrams("ab c", 2, char_order=2)
+    assert both == {"ab", "c", "ab c"} | char_ngrams("ab c", 2)
+    assert not any(gram.startswith("\t") for gram in word_ngrams("ab c", 2))  # the tab keeps them apart
+
+
+def test_char_ngrams_read_words_never_seen():
+    """Words only, an unseen word is just the bias; character n-grams read "greatest" as "great"."""
+    texts, labels = GOOD + BAD, [1] * 5 + [0] * 5
+    words = fit_nbsvm(texts, labels, 2, order=1)
+    chars = fit_nbsvm(texts, labels, 2, order=1, char_order=4)
+    unseen = ["greatest", "dullest"]
+    assert torch.equal(words.margins(unseen)[:, 1], words.bias[1].expand(2))
+    margins = chars.margins(unseen)[:, 1]
+    assert margins[0] > 0 > margins[1]
 
 
 def test_binary_fit_separates_and_mirrors():
@@ -74,6 +94,11 @@ def test_save_and_load_keep_margins(tmp_path):
     texts = ["a great story", "dull , dull fun", "nothing known"]
     assert loaded.mix == 4.0 and loaded.temperature == 2.5 and loaded.order == 2
     assert torch.equal(loaded.margins(texts), model.margins(texts))
+    with_chars = fit_nbsvm(GOOD + BAD, [1] * 5 + [0] * 5, 2, order=1, char_order=3)
+    (tmp_path / "chars").mkdir()
+    with_chars.save(tmp_path / "chars")
+    loaded = load_nbsvm(tmp_path / "chars")
+    assert loaded.char_order == 3 and torch.equal(loaded.margins(texts), with_chars.margins(texts))
     (tmp_path / "nbsvm-ngrams.txt").write_text("great\n", encoding="utf-8")
     with pytest.raises(UserError, match="n-grams for"):
         load_nbsvm(tmp_path)
