@@ -39,8 +39,16 @@ ENSEMBLE = "ensemble.json"  # a directory of member runs (train.ensemble): {"mem
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(temporary_path)`, fsync it, and rename it over `path`."""
+    """Call `write(temporary_path)`, fsync it, and rename it over `path` (which is never left half
+    written). A place that cannot be written (no permission, a full disk) is a UserError."""
     path = Path(path)
+    try:
+        _write_and_rename(path, write)
+    except OSError as error:
+        raise UserError(f"{path}: cannot write ({error.strerror or error})") from None
+
+
+def _write_and_rename(path: Path, write: Callable[[Path], None]) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     umask = os.umask(0)

@@ -4,6 +4,7 @@ foreign checkpoints and tokenizers, token-bounded batches, and fuzzed loaders.""
 
 import shutil
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT, assert_user_error, require_data, run_cli
@@ -101,6 +102,27 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
         os.umask(umask)
     assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
+
+
+def test_unwritable_place_is_a_user_error(tmp_path):
+    """No traceback where the output cannot be written, and nothing there is touched."""
+    from lstmnlp.checkpoint import atomic_write_text
+    from lstmnlp.errors import UserError
+
+    (tmp_path / "plain").write_text("kept\n", encoding="utf-8")
+    with pytest.raises(UserError, match="cannot write"):
+        atomic_write_text(tmp_path / "plain" / "out.txt", "x\n")  # its "directory" is a file
+
+    def failing(temporary):
+        raise OSError(28, "No space left on device")
+
+    from lstmnlp.checkpoint import atomic_write
+
+    (tmp_path / "out.txt").write_text("finished\n", encoding="utf-8")
+    with pytest.raises(UserError, match="No space left"):
+        atomic_write(tmp_path / "out.txt", failing)
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8") == "finished\n"  # the old file stays whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt", "plain"]  # no temporary left
 
 
 def test_huge_line_reads_and_tokenizes(tmp_path, tiny_lm_run):
