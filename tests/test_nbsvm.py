@@ -45,6 +45,24 @@ def test_binary_fit_separates_and_mirrors():
     assert margins[2, 1] == pytest.approx(float(model.bias[1]))  # no known n-gram: the bias alone
 
 
+def test_svm_fit_reaches_the_minimum_of_its_objective():
+    """The SVM's hand-written gradient checked by autograd: at the weights found, the gradient of
+    1/2 |w|^2 / (C N) + mean(max(0, 1 - y (X w + b))^2) is near zero."""
+    from lstmnlp.nbsvm import _squared_hinge_svm
+
+    generator = torch.Generator().manual_seed(0)
+    dense = (torch.rand(40, 30, generator=generator) < 0.2).float()
+    target = torch.where(torch.rand(40, generator=generator) < 0.5, -1.0, 1.0)
+    ratios = torch.randn(30, generator=generator)
+    weights, bias = _squared_hinge_svm(dense.to_sparse().coalesce(), ratios, target, 1.0, 500)
+    weights, bias = weights.clone().requires_grad_(), torch.tensor([bias], requires_grad=True)
+    margins = (dense * ratios) @ weights + bias
+    loss = 0.5 * weights.pow(2).sum() / 40 + (1 - target * margins).clamp(min=0).pow(2).mean()
+    loss.backward()
+    assert weights.grad.abs().max() < 1e-4 and bias.grad.abs().max() < 1e-4
+    assert float(loss.detach()) < 1.0  # and it is not the zero start (whose loss is 1)
+
+
 def test_three_classes_one_against_the_rest():
     neutral = ["an ordinary film", "ordinary acting", "simply ordinary", "an ordinary story", "ordinary"]
     model = fit_nbsvm(GOOD + BAD + neutral, [0] * 5 + [1] * 5 + [2] * 5, 3, order=1)
