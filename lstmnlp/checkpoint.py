@@ -208,6 +208,15 @@ def latest_run(base: Path = Path("runs")) -> Path:
     return max(found, key=lambda path: path.stat().st_mtime).parent
 
 
+def remove_if_empty(run_dir: Path) -> None:
+    """A run directory that training left empty (bad data, a stop before anything was written) goes,
+    so that `./runs` holds no husks; rmdir never removes a directory with files in it."""
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass
+
+
 def create_run_dir(out: Path | None, name: str, base: Path = Path("runs")) -> Path:
     """A new, empty run directory: `out` if given (refused when it already holds a run),
     else runs/NAME-YYYYmmdd-HHMMSS."""

@@ -69,9 +69,11 @@ def train(
         check_resume(out, config)
     else:
         config = load_config(recipe or DEFAULT_RECIPE, overrides)
+    from lstmnlp.distributed import init_world, launch_ranks, refuse_several_processes
+
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
-        _refuse_several_processes(config, cv)  # here, before torchrun reports each rank's failure
-        raise typer.Exit(_launch_ranks(nproc))
+        refuse_several_processes(config, cv)  # here, before torchrun reports each rank's failure
+        raise typer.Exit(launch_ranks(nproc, sys.argv[1:]))
     if config.task in SEQ2SEQ_TASKS:
         from lstmnlp.translation import train_translation as train_task
     elif config.task == "classify":
@@ -83,30 +85,22 @@ def train(
     from lstmnlp.precision import pick_device, use_bf16
 
     use_bf16(config.train.precision, pick_device(config.train.device))  # refused before a run directory exists
-    from lstmnlp.distributed import init_world
 
     world = init_world()  # torchrun: one process per rank; rank 0 alone writes and prints
     if world.active:
-        _refuse_several_processes(config, cv)
+        refuse_several_processes(config, cv)
     run_dir = _open_run_dir(world, out, resume, config.name)
     say = console.print if world.is_main else (lambda *args, **kwargs: None)
     say(f"run directory: [bold]{run_dir}[/bold]" + (" (resuming)" if resume else "")
         + (f" ({world.size} processes)" if world.active else ""))
+    from lstmnlp.checkpoint import remove_if_empty
+
     try:
         _train_into(config, run_dir, train_task, cv=cv, resume=resume, world=world, say=say)
     except BaseException:
         if world.is_main and out is None:  # a directory this command named and made
-            _remove_if_empty(run_dir)
+            remove_if_empty(run_dir)
         raise
-
-
-def _remove_if_empty(run_dir: Path) -> None:
-    """A run directory that training left empty (bad data, a stop before anything was written) goes,
-    so that `./runs` holds no husks; rmdir never removes a directory with files in it."""
-    try:
-        run_dir.rmdir()
-    except OSError:
-        pass
 
 
 def _train_into(config, run_dir: Path, train_task, *, cv: int, resume: bool, world, say) -> None:
@@ -124,35 +118,6 @@ def _train_into(config, run_dir: Path, train_task, *, cv: int, resume: bool, wor
                                    log=lambda text: say(text, highlight=False))
     if world.is_main:
         _render_train_summary(summary)
-
-
-def _refuse_several_processes(config, cv: int) -> None:
-    """What data-parallel training cannot do, refused in one line."""
-    if cv:
-        raise UserError("--cv runs one process; start it without --nproc or torchrun")
-    if config.train.ensemble > 1:
-        raise UserError("train.ensemble trains its members one after another in one process: "
-                        "start it without --nproc or torchrun")
-    if config.tokenizer.sampling_alpha:
-        raise UserError("tokenizer.sampling_alpha: each process would draw other segmentations, hence other "
-                        "batches; start it without --nproc or torchrun")
-
-
-def _launch_ranks(nproc: int) -> int:
-    """Re-run this command under torchrun with `nproc` ranks on this machine; its exit code."""
-    import subprocess
-
-    arguments = sys.argv[1:]
-    for index, argument in enumerate(arguments):  # drop "--nproc N" / "--nproc=N"
-        if argument == "--nproc":
-            del arguments[index:index + 2]
-            break
-        if argument.startswith("--nproc="):
-            del arguments[index]
-            break
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "lstmnlp", *arguments]
-    return subprocess.run(command).returncode
 
 
 def _open_run_dir(world, out: Optional[Path], resume: bool, name: str) -> Path:

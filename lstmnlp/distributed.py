@@ -17,6 +17,8 @@ from typing import Callable, Sequence, TypeVar
 import torch
 from torch import nn
 
+from lstmnlp.errors import UserError
+
 T = TypeVar("T")
 
 
@@ -117,3 +119,34 @@ def main_then_others(world: World, prepare, load):
         return result
     barrier(world)
     return load()
+
+
+def refuse_several_processes(config, cv: int) -> None:
+    """What data-parallel training cannot do, refused in one line."""
+    if cv:
+        raise UserError("--cv runs one process; start it without --nproc or torchrun")
+    if config.train.ensemble > 1:
+        raise UserError("train.ensemble trains its members one after another in one process: "
+                        "start it without --nproc or torchrun")
+    if config.tokenizer.sampling_alpha:
+        raise UserError("tokenizer.sampling_alpha: each process would draw other segmentations, hence other "
+                        "batches; start it without --nproc or torchrun")
+
+
+def launch_ranks(nproc: int, arguments: list[str]) -> int:
+    """Re-run `lstmnlp ARGUMENTS` (`--nproc` dropped) under torchrun with `nproc` ranks on this
+    machine; its exit code."""
+    import subprocess
+    import sys
+
+    arguments = list(arguments)
+    for index, argument in enumerate(arguments):  # drop "--nproc N" / "--nproc=N"
+        if argument == "--nproc":
+            del arguments[index:index + 2]
+            break
+        if argument.startswith("--nproc="):
+            del arguments[index]
+            break
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "lstmnlp", *arguments]
+    return subprocess.run(command).returncode
