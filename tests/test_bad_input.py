@@ -106,7 +106,7 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
 
 def test_unwritable_place_is_a_user_error(tmp_path):
     """No traceback where the output cannot be written, and nothing there is touched."""
-    from lstmnlp.checkpoint import atomic_write_text
+    from lstmnlp.checkpoint import atomic_write, atomic_write_text
     from lstmnlp.errors import UserError
 
     (tmp_path / "plain").write_text("kept\n", encoding="utf-8")
@@ -115,8 +115,6 @@ def test_unwritable_place_is_a_user_error(tmp_path):
 
     def failing(temporary):
         raise OSError(28, "No space left on device")
-
-    from lstmnlp.checkpoint import atomic_write
 
     (tmp_path / "out.txt").write_text("finished\n", encoding="utf-8")
     with pytest.raises(UserError, match="No space left"):
