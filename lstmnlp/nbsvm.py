@@ -71,15 +71,7 @@ class NBSVM:
 
     def features(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, V) sparse binary n-gram indicators (n-grams unseen in training are dropped)."""
-        rows, columns = [], []
-        for row, text in enumerate(texts):
-            found = [self.vocabulary[gram] for gram in text_ngrams(text, self.order, self.char_order)
-                     if gram in self.vocabulary]
-            rows.extend([row] * len(found))
-            columns.extend(found)
-        indices = torch.tensor([rows, columns], dtype=torch.long).reshape(2, -1)
-        return torch.sparse_coo_tensor(indices, torch.ones(len(columns)), (len(texts), len(self.vocabulary)),
-                                       check_invariants=False)
+        return _indicators([text_ngrams(text, self.order, self.char_order) for text in texts], self.vocabulary)
 
     def margins(self, texts: Sequence[str]) -> torch.Tensor:
         """(N, C) SVM margins, one per class."""
@@ -130,13 +122,14 @@ def fit_nbsvm(texts: Sequence[str], labels: Sequence[int], num_classes: int, *, 
               max_iterations: int = 200) -> NBSVM:
     """Fit one-vs-rest NBSVMs (Wang & Manning's settings: L2-regularized squared-hinge SVM with
     C = `cost`, interpolation `beta` towards the mean weight magnitude, count smoothing `alpha`)."""
+    grams = [text_ngrams(text, order, char_order) for text in texts]  # once: the vocabulary and the features
     vocabulary: dict[str, int] = {}
-    for text in texts:
-        for gram in text_ngrams(text, order, char_order):
+    for found in grams:
+        for gram in found:
             vocabulary.setdefault(gram, len(vocabulary))
     model = NBSVM(order, vocabulary, torch.zeros(len(vocabulary), num_classes), torch.zeros(num_classes),
                   char_order=char_order)
-    features = model.features(texts).coalesce()
+    features = _indicators(grams, vocabulary).coalesce()
     gold = torch.tensor(list(labels))
     for label in ([1] if num_classes == 2 else range(num_classes)):
         target = (gold == label).float() * 2 - 1  # +1 for this class, -1 for the rest
@@ -151,6 +144,18 @@ def fit_nbsvm(texts: Sequence[str], labels: Sequence[int], num_classes: int, *, 
     if num_classes == 2:  # class 0 against the rest is the same SVM with every sign turned
         model.weights[:, 0], model.bias[0] = -model.weights[:, 1], -model.bias[1]
     return model
+
+
+def _indicators(grams: Sequence[set[str]], vocabulary: dict[str, int]) -> torch.Tensor:
+    """(N, V) sparse binary indicators of each text's n-grams that `vocabulary` holds."""
+    rows, columns = [], []
+    for row, found in enumerate(grams):
+        known = [vocabulary[gram] for gram in found if gram in vocabulary]
+        rows.extend([row] * len(known))
+        columns.extend(known)
+    indices = torch.tensor([rows, columns], dtype=torch.long).reshape(2, -1)
+    return torch.sparse_coo_tensor(indices, torch.ones(len(columns)), (len(grams), len(vocabulary)),
+                                   check_invariants=False)
 
 
 def _log_count_ratios(features: torch.Tensor, positive: torch.Tensor, alpha: float) -> torch.Tensor:
