@@ -96,8 +96,11 @@ def transfer_from_language_model(config: ExperimentConfig, model) -> tuple[dict[
     pretrained = checkpoint.load_run(Path(config.model.init_from), expected_task=("lm", "autoencoder"))
     whole = pretrained.config.task == "autoencoder"
     check_compatible(pretrained.config.model, config.model, Path(config.model.init_from), whole=whole)
-    copy = copy_encoder if whole else copy_language_model
-    groups = copy(pretrained.model.encoder, model.encoder)
+    if whole:
+        groups = copy_encoder(pretrained.model.encoder, model.encoder)
+    else:
+        groups = copy_language_model(pretrained.model.encoder, model.encoder,
+                                     backward=pretrained.config.model.backward)
     scales = {id(parameter): config.train.pretrained_lr_ratio for group in groups for parameter in group}
     frozen_at = thawing_schedule(groups, config.train.unfreeze_every) if config.train.unfreeze_every else None
     return scales, frozen_at

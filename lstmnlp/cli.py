@@ -221,12 +221,13 @@ def generate(
     no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
                                              help="N > 0: the text never repeats N tokens in a row it already holds."),
 ) -> None:
-    """Continue a prompt with a trained language model, streaming the text."""
+    """Continue a prompt with a trained language model, streaming the text (a backward model
+    writes the text before the prompt)."""
     _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples)
     check_no_repeat_ngram_size(no_repeat_ngram_size)
     from lstmnlp.checkpoint import latest_run
     from lstmnlp.ensemble import load_language_model_ensemble
-    from lstmnlp.language_modeling import beam_generate, generate_text
+    from lstmnlp.language_modeling import beam_generate, generate_text, with_prompt
     from lstmnlp.quantize import apply_quantize
 
     loaded = load_language_model_ensemble(run_dirs or [latest_run()])
@@ -235,21 +236,23 @@ def generate(
     if unknown:
         error_console.print(f"[yellow]warning:[/yellow] the vocabulary has no {''.join(unknown)!r}; "
                             "those characters are read as <unk>", highlight=False)
+    backward = loaded.config.model.backward
     if beam_size > 1:
         results = beam_generate(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
-                                beam_size=beam_size, nbest=num_samples, no_repeat_ngram_size=no_repeat_ngram_size)
+                                beam_size=beam_size, nbest=num_samples, no_repeat_ngram_size=no_repeat_ngram_size,
+                                backward=backward)
         for number, (text, _) in enumerate(results):
-            _write_sample(number, prompt + text)
+            _write_sample(number, with_prompt(prompt, text, backward=backward))
         return
     for number in range(num_samples):
         if number:
             sys.stdout.write("\n")
-        sys.stdout.write(prompt)
+        sys.stdout.write("" if backward else prompt)
         generate_text(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
                       temperature=temperature, top_k=top_k, top_p=top_p,
                       seed=None if seed is None else seed + number, no_repeat_ngram_size=no_repeat_ngram_size,
-                      on_text=_stream)
-        sys.stdout.write("\n")
+                      on_text=_stream, backward=backward)
+        sys.stdout.write((prompt if backward else "") + "\n")
         sys.stdout.flush()
 
 
@@ -301,7 +304,7 @@ def score(
 
     loaded = load_language_model_ensemble(run_dirs)
     loaded.model = apply_quantize(loaded.model, quantize)
-    result = score_text(loaded.model, loaded.tokenizer, read_text(input))
+    result = score_text(loaded.model, loaded.tokenizer, read_text(input), backward=loaded.config.model.backward)
     if json_output:
         print(json.dumps(result.as_dict()))
         return

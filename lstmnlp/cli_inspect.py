@@ -97,7 +97,8 @@ def _inspect_language_model(loaded, text: str, layer: int, units: int, max_token
         raise UserError("unit inspection needs a unidirectional encoder")
     index = (layer or layers) - 1
     text = _first_tokens(loaded.tokenizer, text, max_tokens)
-    report = inspect_language_model(loaded.model, loaded.tokenizer, text, layer=index)
+    report = inspect_language_model(loaded.model, loaded.tokenizer, text, layer=index,
+                                    backward=loaded.config.model.backward)
     chosen = list(dict.fromkeys(unit for pairs in report.correlations.values() for unit, _ in pairs))
     spread = report.traces[index].cell.tanh().std(0).argsort(descending=True).tolist()
     chosen = (chosen + [u for u in spread if u not in chosen])[:max(units, 1)]

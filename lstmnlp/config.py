@@ -91,6 +91,7 @@ class ModelConfig:
     hidden_size: int = 512
     num_layers: int = 2
     bidirectional: bool = False  # language models must stay unidirectional
+    backward: bool = False  # language models: read and predict the text right to left (ULMFiT's backward LM)
     dropout: float = 0.1  # between LSTM layers and before the output layer
     embedding_dropout: float = 0.0  # dropout on the embedded inputs
     word_dropout: float = 0.0  # whole input tokens dropped: their embedding vectors zeroed (Iyyer et al. 2015)
@@ -215,6 +216,8 @@ class ExperimentConfig:
                "mixes an n-gram model into a classifier; set it 0 for other tasks")
         _check(self.task != "lm" or not self.model.bidirectional, "model.bidirectional",
                "a language model must not see the future; set model.bidirectional=false")
+        _check(self.task == "lm" or not self.model.backward, "model.backward",
+               "is for language models (task: lm); a classifier takes a backward LM through model.init_from")
         if self.task == "translate":
             _check(bool(self.data.source_lang and self.data.target_lang), "data.source_lang",
                    "translation needs data.source_lang and data.target_lang")

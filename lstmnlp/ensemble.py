@@ -147,6 +147,9 @@ def _load_token_ensemble(run_dirs: Sequence[Path], expected_task, ensemble_class
         return runs[0]
     first = runs[0]
     for run in runs[1:]:
+        if run.config.model.backward != first.config.model.backward:
+            raise UserError(f"{run.run_dir} and {first.run_dir} read text in opposite directions "
+                            "(model.backward); an ensemble's members must read it one way")
         sides = [("", first.tokenizer, run.tokenizer)] if first.config.task == "lm" else [
             ("source ", first.tokenizer, run.tokenizer), ("target ", first.target_tokenizer, run.target_tokenizer)]
         for side, mine, theirs in sides:

@@ -110,7 +110,7 @@ def validate_ensemble(config: ExperimentConfig, run_dir: Path, data: Any) -> dic
         from lstmnlp.lm_data import encode_text
 
         loaded = load_language_model_ensemble([run_dir])
-        valid_ids = encode_text(loaded.tokenizer, read_corpus(config.data)[1])
+        valid_ids = encode_text(loaded.tokenizer, read_corpus(config.data)[1], backward=config.model.backward)
         return validation_metrics(loaded.model, valid_ids, streams=config.train.eval_streams)
     if config.task == "classify":
         from lstmnlp.classification import evaluate_run

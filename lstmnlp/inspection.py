@@ -54,9 +54,11 @@ def correlate(values: torch.Tensor, feature: list[float], top: int) -> list[tupl
     return [(int(unit), float(r[unit])) for unit in order]
 
 
-def inspect_language_model(model, tokenizer: Tokenizer, text: str, *, layer: int, top: int = 5) -> UnitReport:
+def inspect_language_model(model, tokenizer: Tokenizer, text: str, *, layer: int, top: int = 5,
+                           backward: bool = False) -> UnitReport:
     """Trace every layer over `text` (lines joined by <eos>, as in training) and correlate the
-    cell states of `layer` (0-based) with the text features."""
+    cell states of `layer` (0-based) with the text features. A `backward` model reads the text
+    from its end; its traces are turned back into text order."""
     ids: list[int] = []
     tokens: list[str] = []
     for line in text.split("\n"):
@@ -66,7 +68,11 @@ def inspect_language_model(model, tokenizer: Tokenizer, text: str, *, layer: int
         ids.append(tokenizer.eos_id)
         tokens.append("\n")
     ids, tokens = ids[:-1], tokens[:-1]
-    traces = trace_gates(model.encoder, torch.tensor(ids))
+    if backward:
+        traces = [GateTrace(*(values.flip(0) for values in trace))
+                  for trace in trace_gates(model.encoder, torch.tensor(ids[::-1]))]
+    else:
+        traces = trace_gates(model.encoder, torch.tensor(ids))
     features = token_features(tokens)
     cells = traces[layer].cell
     correlations = {name: correlate(cells, values, top) for name, values in features.items()}

@@ -85,7 +85,9 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
         return Tokenizer(run_dir / checkpoint.TOKENIZER) if resume else prepare_tokenizer(config, train_text, run_dir)
 
     tokenizer = main_then_others(world, prepare, lambda: Tokenizer(run_dir / checkpoint.TOKENIZER))
-    train_ids, valid_ids = encode_text(tokenizer, train_text), encode_text(tokenizer, valid_text)
+    backward = config.model.backward
+    train_ids = encode_text(tokenizer, train_text, backward=backward)
+    valid_ids = encode_text(tokenizer, valid_text, backward=backward)
     log(f"data: {source}: {train_ids.numel():,} training and {valid_ids.numel():,} validation tokens, "
         f"vocabulary {tokenizer.vocab_size}")
     if train_ids.numel() < 2 * config.train.batch_size or valid_ids.numel() < 2 * config.train.eval_streams:
@@ -109,7 +111,8 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
     trainer = Trainer(model, config.train, run_dir, train_batches=train_batches, validate=validate,
                       reporter=reporter, device=device, meta=meta, world=world)
     result = fit_run(trainer, resume=resume)
-    text = generate_text(model, tokenizer, prompt="", max_tokens=200, temperature=0.8, seed=config.train.seed)
+    text = generate_text(model, tokenizer, prompt="", max_tokens=200, temperature=0.8, seed=config.train.seed,
+                         backward=backward)
     return LMTrainSummary(run_dir, result, parameters, train_ids.numel(), valid_ids.numel(), text)
 
 
@@ -121,11 +124,11 @@ def validation_metrics(model, valid_ids: torch.Tensor, *, streams: int,
 
 
 @torch.no_grad()
-def prime(model, tokenizer: Tokenizer, prompt: str) -> tuple[torch.Tensor, object]:
+def prime(model, tokenizer: Tokenizer, prompt: str, *, backward: bool = False) -> tuple[torch.Tensor, object]:
     """Feed all but the last prompt token; return (last token (1,), state). An empty prompt
-    starts after a line break."""
-    ids = encode_text(tokenizer, prompt)
-    ids = torch.cat([torch.tensor([tokenizer.eos_id]), ids])  # the text starts a new line
+    starts after a line break; a `backward` model reads the prompt from its end, which ends a line."""
+    ids = encode_text(tokenizer, prompt, backward=backward)
+    ids = torch.cat([torch.tensor([tokenizer.eos_id]), ids])  # the text starts (backward: ends) a line
     device = next(model.parameters()).device
     state = model.initial_state(1)
     if ids.numel() > 1:
@@ -136,19 +139,20 @@ def prime(model, tokenizer: Tokenizer, prompt: str) -> tuple[torch.Tensor, objec
 @torch.no_grad()
 def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, temperature: float = 1.0,
                   top_k: int = 0, top_p: float = 1.0, seed: int | None = None, no_repeat_ngram_size: int = 0,
-                  on_text: Callable[[str], None] | None = None) -> str:
+                  on_text: Callable[[str], None] | None = None, backward: bool = False) -> str:
     """Sample a continuation of `prompt` (temperature 0 is greedy); `on_text` streams new text;
-    `no_repeat_ngram_size` n > 0: no n tokens repeated in the continuation."""
+    `no_repeat_ngram_size` n > 0: no n tokens repeated in the continuation. A `backward` model
+    writes the text before the prompt, last token first, so `on_text` gets it whole at the end."""
     generator = torch.Generator(device="cpu")
     if seed is not None:
         generator.manual_seed(seed)
-    start, state = prime(model, tokenizer, prompt)
+    start, state = prime(model, tokenizer, prompt, backward=backward)
     produced: list[int] = []
     text_stream = TextStream(tokenizer)
 
     def stream(new_ids: torch.Tensor) -> None:
         produced.append(int(new_ids[0]))
-        new_text = text_stream.push(produced[-1])
+        new_text = "" if backward else text_stream.push(produced[-1])
         if on_text is not None and new_text:
             on_text(new_text)
 
@@ -158,20 +162,27 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
 
     sample(step, state, start, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
            generator=generator, no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=stream)
-    rest = text_stream.finish()
+    text = decode_ids(tokenizer, produced, backward=backward)
+    rest = text if backward else text_stream.finish()
     if on_text is not None and rest:
         on_text(rest)
-    return decode_ids(tokenizer, produced)
+    return text
 
 
 @torch.no_grad()
 def beam_generate(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, beam_size: int,
-                  nbest: int = 1, no_repeat_ngram_size: int = 0) -> list[tuple[str, float]]:
-    """The most likely continuations of `prompt` of exactly `max_tokens` tokens, by beam search."""
-    start, state = prime(model, tokenizer, prompt)
+                  nbest: int = 1, no_repeat_ngram_size: int = 0, backward: bool = False) -> list[tuple[str, float]]:
+    """The most likely continuations of `prompt` of exactly `max_tokens` tokens, by beam search
+    (`backward`: the text before it)."""
+    start, state = prime(model, tokenizer, prompt, backward=backward)
     hypotheses = beam_search(model.step, state, start, beam_size=beam_size, max_lengths=max_tokens,
                              eos_id=None, nbest=nbest, no_repeat_ngram_size=no_repeat_ngram_size)[0]
-    return [(decode_ids(tokenizer, h.tokens), h.score) for h in hypotheses]
+    return [(decode_ids(tokenizer, h.tokens, backward=backward), h.score) for h in hypotheses]
+
+
+def with_prompt(prompt: str, text: str, *, backward: bool) -> str:
+    """The prompt and the text a model wrote for it, in reading order."""
+    return text + prompt if backward else prompt + text
 
 
 @dataclass
@@ -192,14 +203,18 @@ class ScoreResult:
 
 
 @torch.no_grad()
-def score_text(model, tokenizer: Tokenizer, text: str) -> ScoreResult:
-    """Negative log-likelihood of `text` read from its start, line breaks included.
+def score_text(model, tokenizer: Tokenizer, text: str, *, backward: bool = False) -> ScoreResult:
+    """Negative log-likelihood of `text` read from its start, line breaks included (`backward`:
+    from its end, after a line break, back to the line break before it: as many tokens when the
+    text ends with a line break).
 
     Per-word perplexity spreads the same total over whitespace-separated words plus one per line
     break, so that models with different tokenizers can be compared.
     """
-    ids = encode_text(tokenizer, text)
-    ids = torch.cat([torch.tensor([tokenizer.eos_id]), ids])  # context: a line break
+    eos = torch.tensor([tokenizer.eos_id])
+    ids = (torch.cat([encode_text(tokenizer, text.removesuffix("\n"), backward=True), eos]) if backward
+           else encode_text(tokenizer, text))
+    ids = torch.cat([eos, ids])  # context: a line break
     device = next(model.parameters()).device
     total, count = evaluate_stream(model, ids, num_streams=1, bptt=1024, device=device)
     if count == 0:

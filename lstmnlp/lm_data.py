@@ -17,8 +17,9 @@ from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
 from lstmnlp.tokenizer import Tokenizer
 
 
-def encode_text(tokenizer: Tokenizer, text: str) -> torch.Tensor:
-    """One id stream for a whole text; each '\\n' becomes <eos>. Returns (N,) int64."""
+def encode_text(tokenizer: Tokenizer, text: str, *, backward: bool = False) -> torch.Tensor:
+    """One id stream for a whole text; each '\\n' becomes <eos>. Returns (N,) int64.
+    `backward`: the stream runs from the text's end to its start (a backward LM's reading order)."""
     lines = text.split("\n")
     encoded = tokenizer.encode_batch(lines)
     ids: list[int] = []
@@ -26,11 +27,14 @@ def encode_text(tokenizer: Tokenizer, text: str) -> torch.Tensor:
         ids.extend(line_ids)
         if number < len(lines) - 1:
             ids.append(tokenizer.eos_id)
-    return torch.tensor(ids, dtype=torch.long)
+    stream = torch.tensor(ids, dtype=torch.long)
+    return stream.flip(0) if backward else stream
 
 
-def decode_ids(tokenizer: Tokenizer, ids: list[int]) -> str:
-    """Inverse of `encode_text`: <eos> back to '\\n'."""
+def decode_ids(tokenizer: Tokenizer, ids: list[int], *, backward: bool = False) -> str:
+    """Inverse of `encode_text`: <eos> back to '\\n'; `backward` ids are in reading order, end first."""
+    if backward:
+        ids = ids[::-1]
     lines, current = [], []
     for token in ids:
         if token == tokenizer.eos_id:

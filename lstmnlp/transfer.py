@@ -5,6 +5,9 @@ layer at a time from the top, and train them with a lower learning rate.
 With a bidirectional classifier the LM fills the forward direction; the inputs of forward layers
 above the first that come from the backward direction start at zero, so the forward half computes
 exactly the LM's features at the start. The backward direction keeps its fresh initialization.
+A backward LM (`model.backward`, read right to left) fills the backward direction instead, in
+the same way (ULMFiT's bidirectional models: one classifier from each LM, their predictions
+averaged, as `lstmnlp evaluate FORWARD_RUN BACKWARD_RUN` does).
 
 A sequence autoencoder's encoder (Dai & Le 2015, arXiv:1511.01432) has the classifier's shape,
 both directions included: it is copied whole.
@@ -27,6 +30,9 @@ LSTM_PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 def check_compatible(lm_config: ModelConfig, config: ModelConfig, lm_dir: Path, *, whole: bool = False) -> None:
     """Raise UserError unless the classifier's encoder can take the LM's (or, `whole`, the
     autoencoder's) weights."""
+    if lm_config.backward and not config.bidirectional:
+        raise UserError(f"model.init_from: {lm_dir} is a backward LM (model.backward) and this recipe's "
+                        "encoder reads forward only; set model.bidirectional=true")
     for key in ("embedding_dim", "hidden_size", "num_layers") + (("bidirectional",) if whole else ()):
         if getattr(lm_config, key) != getattr(config, key):
             raise UserError(f"model.init_from: {lm_dir} has model.{key}={getattr(lm_config, key)} but this "
@@ -38,22 +44,25 @@ def check_compatible(lm_config: ModelConfig, config: ModelConfig, lm_dir: Path, 
 
 
 @torch.no_grad()
-def copy_language_model(lm_encoder: StackedLSTMEncoder, encoder: StackedLSTMEncoder) -> list[list[nn.Parameter]]:
-    """Copy the LM's embedding and layers into `encoder`'s forward direction.
+def copy_language_model(lm_encoder: StackedLSTMEncoder, encoder: StackedLSTMEncoder, *,
+                        backward: bool = False) -> list[list[nn.Parameter]]:
+    """Copy the LM's embedding and layers into `encoder`'s forward direction (`backward`: a
+    backward LM's into the backward direction).
 
     Returns the copied parameters in thawing order: top LSTM layer first, the embedding last.
     """
     encoder.embedding.weight.copy_(lm_encoder.embedding.weight)
     hidden = encoder.hidden_size
+    suffix, reads = ("_reverse", slice(hidden, 2 * hidden)) if backward else ("", slice(0, hidden))
     groups: list[list[nn.Parameter]] = []
     for layer in range(encoder.num_layers):
         copied = []
         for kind in LSTM_PARAMETERS:
             source = getattr(lm_encoder.lstm, f"{kind}_l{layer}")
-            target = getattr(encoder.lstm, f"{kind}_l{layer}")
+            target = getattr(encoder.lstm, f"{kind}_l{layer}{suffix}")
             if kind == "weight_ih" and target.shape != source.shape:  # (4H, 2H) input from both directions
                 target.zero_()
-                target[:, :hidden].copy_(source)
+                target[:, reads].copy_(source)  # the outputs of its own direction below
             else:
                 target.copy_(source)
             copied.append(target)

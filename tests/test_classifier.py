@@ -1,5 +1,7 @@
 """Unit tests of the classifier pieces: pooling masks, overfitting, transfer, folds, scores."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,7 +11,8 @@ from lstmnlp.config import ModelConfig
 from lstmnlp.metrics import classification_scores
 from lstmnlp.models.classifier import ClassifierBatch, TextClassifier
 from lstmnlp.models.language_model import LanguageModel
-from lstmnlp.transfer import copy_language_model, thawing_schedule
+from lstmnlp.errors import UserError
+from lstmnlp.transfer import check_compatible, copy_language_model, thawing_schedule
 
 SMALL = dict(embedding_dim=8, hidden_size=12, num_layers=2, dropout=0.0)
 
@@ -72,6 +75,32 @@ def test_transfer_copies_language_model_weights(bidirectional):
     forward = classifier.encoder(ids, torch.tensor([6, 6])).outputs[..., :12]
     torch.testing.assert_close(forward, lm.encoder(ids).outputs)
     assert [len(group) for group in groups] == [4, 4, 1]  # top layer first, the embedding last
+
+
+def test_transfer_from_backward_language_model_fills_the_backward_direction():
+    torch.manual_seed(1)
+    lm = LanguageModel(ModelConfig(**SMALL), vocab_size=20).eval()
+    classifier = make_classifier(bidirectional=True)
+    fresh_forward = classifier.encoder.lstm.weight_hh_l0.clone()
+    copy_language_model(lm.encoder, classifier.encoder, backward=True)
+    assert torch.equal(classifier.encoder.lstm.weight_hh_l0, fresh_forward)  # forward direction untouched
+    for name in ("weight_hh_l0", "bias_ih_l0", "weight_ih_l0", "weight_hh_l1", "bias_hh_l1"):
+        assert torch.equal(getattr(classifier.encoder.lstm, name + "_reverse"), getattr(lm.encoder.lstm, name)), name
+    second_layer_input = classifier.encoder.lstm.weight_ih_l1_reverse  # reads [forward; backward] below
+    assert torch.all(second_layer_input[:, :12] == 0)
+    assert torch.equal(second_layer_input[:, 12:], lm.encoder.lstm.weight_ih_l1)
+    # The backward direction computes the LM's hidden states over the reversed text, each row
+    # within its own length (the second is padded).
+    ids = torch.randint(4, 20, (2, 6))
+    encoded = classifier.encoder(ids, torch.tensor([6, 4])).outputs[..., 12:]
+    torch.testing.assert_close(encoded[0], lm.encoder(ids[:1].flip(1)).outputs[0].flip(0))
+    torch.testing.assert_close(encoded[1, :4], lm.encoder(ids[1:, :4].flip(1)).outputs[0].flip(0))
+
+
+def test_backward_language_model_needs_a_bidirectional_classifier():
+    with pytest.raises(UserError, match="backward LM"):
+        check_compatible(ModelConfig(**SMALL, backward=True), ModelConfig(**SMALL), Path("lm-run"))
+    check_compatible(ModelConfig(**SMALL, backward=True), ModelConfig(**SMALL, bidirectional=True), Path("lm-run"))
 
 
 def test_thawing_schedule_goes_top_down():

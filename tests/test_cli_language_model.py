@@ -163,3 +163,25 @@ def test_generate_no_repeat_ngram_size(tiny_lm_run):
     beam = run_cli("generate", str(tiny_lm_run), "--beam-size", "3", "--max-tokens", "30", "--no-repeat-ngram-size", "3")
     assert beam.returncode == 0, beam.stderr
     assert_user_error(run_cli(*common, "--no-repeat-ngram-size", "-1"), "--no-repeat-ngram-size")
+
+
+def test_backward_language_model_writes_what_comes_before(tiny_lm_run, shakespeare_slice, tmp_path):
+    """A backward LM (model.backward) reads right to left: generate writes the text before the
+    prompt, score reads the text from its end, and it will not average with a forward LM."""
+    out = tmp_path / "backward"
+    trained = run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--data-dir",
+                      str(shakespeare_slice), "--out", str(out), *TINY_LM, "--set", "model.backward=true")
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    sampled = run_cli("generate", str(out), "--prompt", "ROMEO:", "--max-tokens", "30", "--seed", "3")
+    assert sampled.returncode == 0, sampled.stderr
+    assert sampled.stdout.endswith("ROMEO:\n") and len(sampled.stdout) > 30
+    beam = run_cli("generate", str(out), "--prompt", "KING", "--beam-size", "3", "--max-tokens", "12")
+    assert beam.returncode == 0 and beam.stdout.endswith("KING\n"), beam.stderr
+    text = (shakespeare_slice / "input.txt").read_text(encoding="utf-8")[:3000].rstrip("\n") + "\n"
+    (tmp_path / "part.txt").write_text(text, encoding="utf-8")
+    scores = [json.loads(run_cli("score", str(run), "--input", str(tmp_path / "part.txt"), "--json").stdout)
+              for run in (out, tiny_lm_run)]
+    assert scores[0]["tokens"] == scores[1]["tokens"] == len(text)  # each character predicted once
+    assert 0 < scores[0]["nll_per_token"] < 4.2 and scores[0]["nll_per_token"] != scores[1]["nll_per_token"]
+    assert_user_error(run_cli("score", str(out), str(tiny_lm_run), "--input", str(tmp_path / "part.txt")),
+                      "opposite directions")

@@ -105,6 +105,9 @@ def test_text_stream_round_trip_with_line_breaks(tmp_path):
     ids = encode_text(tokenizer, text)
     assert ids.numel() == len(text)  # one token per character, line breaks included
     assert decode_ids(tokenizer, ids.tolist()) == text
+    backward = encode_text(tokenizer, text, backward=True)  # a backward LM reads from the end
+    assert decode_ids(tokenizer, backward[:4].tolist()) == "\n.si" and torch.equal(backward, ids.flip(0))
+    assert decode_ids(tokenizer, backward.tolist(), backward=True) == text
 
 
 @pytest.mark.parametrize("model_type", ["char", "unigram"])
