@@ -20,7 +20,7 @@ from lstmnlp.config import DataConfig, ExperimentConfig, dump_yaml
 from lstmnlp.distributed import World, main_then_others
 from lstmnlp.data import load_hub_text, read_text, resolve_data_dir, split_tail
 from lstmnlp.errors import UserError
-from lstmnlp.lm_data import TextStream, batchify, decode_ids, encode_text, evaluate_stream, windows
+from lstmnlp.lm_data import TextStream, batchify, encode_text, evaluate_stream, text_beside, windows
 from lstmnlp.models import build_model
 from lstmnlp.search import beam_search, sample
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
@@ -147,8 +147,9 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
     if seed is not None:
         generator.manual_seed(seed)
     start, state = prime(model, tokenizer, prompt, backward=backward)
+    context = prompt_line(tokenizer, prompt, backward=backward)
     produced: list[int] = []
-    text_stream = TextStream(tokenizer)
+    text_stream = TextStream(tokenizer, context)
 
     def stream(new_ids: torch.Tensor) -> None:
         produced.append(int(new_ids[0]))
@@ -162,7 +163,7 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
 
     sample(step, state, start, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
            generator=generator, no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=stream)
-    text = decode_ids(tokenizer, produced, backward=backward)
+    text = text_beside(tokenizer, context, produced, backward=backward)
     rest = text if backward else text_stream.finish()
     if on_text is not None and rest:
         on_text(rest)
@@ -177,7 +178,13 @@ def beam_generate(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
     start, state = prime(model, tokenizer, prompt, backward=backward)
     hypotheses = beam_search(model.step, state, start, beam_size=beam_size, max_lengths=max_tokens,
                              eos_id=None, nbest=nbest, no_repeat_ngram_size=no_repeat_ngram_size)[0]
-    return [(decode_ids(tokenizer, h.tokens, backward=backward), h.score) for h in hypotheses]
+    context = prompt_line(tokenizer, prompt, backward=backward)
+    return [(text_beside(tokenizer, context, h.tokens, backward=backward), h.score) for h in hypotheses]
+
+
+def prompt_line(tokenizer: Tokenizer, prompt: str, *, backward: bool) -> list[int]:
+    """The ids of the prompt's line that the new text joins: its last (its first, `backward`)."""
+    return tokenizer.encode(prompt.split("\n")[0 if backward else -1])
 
 
 def with_prompt(prompt: str, text: str, *, backward: bool) -> str:

@@ -46,17 +46,31 @@ def decode_ids(tokenizer: Tokenizer, ids: list[int], *, backward: bool = False) 
     return "\n".join(lines)
 
 
+def text_beside(tokenizer: Tokenizer, context: list[int], ids: list[int], *, backward: bool = False) -> str:
+    """The text of `ids` as it reads right after the ids `context` (a prompt's last line), or
+    right before them (`backward`, where `ids` are in reading order, end first). Decoded together:
+    a subword tokenizer writes the space before a word with the word, and decoding the new ids
+    alone would drop the one between the prompt and them ("the film" + "is" -> "the filmis")."""
+    shown = decode_ids(tokenizer, context)
+    if backward:
+        whole = decode_ids(tokenizer, ids[::-1] + context)
+        return whole[:len(whole) - len(shown)] if whole.endswith(shown) else decode_ids(tokenizer, ids, backward=True)
+    whole = decode_ids(tokenizer, context + ids)
+    return whole[len(shown):] if whole.startswith(shown) else decode_ids(tokenizer, ids)
+
+
 class TextStream:
     """`decode_ids` one token at a time, for streaming: `push` returns the text the new token
     adds, `finish` what is left. Lines decode independently, so only the current line is decoded
     again at each token (decoding everything so far made sampling quadratic in its length).
     Trailing replacement characters are held back: they may be the first bytes of a character
-    that the next byte-fallback pieces complete."""
+    that the next byte-fallback pieces complete. `context`: the ids the text continues on its
+    first line (the prompt's last line), decoded with it but never returned (`text_beside`)."""
 
-    def __init__(self, tokenizer: Tokenizer) -> None:
+    def __init__(self, tokenizer: Tokenizer, context: list[int] | None = None) -> None:
         self.tokenizer = tokenizer
-        self.line: list[int] = []  # ids since the last <eos>
-        self.shown = ""  # the part of the current line already returned
+        self.line: list[int] = list(context or [])  # ids since the last <eos>
+        self.shown = tokenizer.decode(self.line)  # the part of the current line already returned
 
     def push(self, token: int) -> str:
         if token == self.tokenizer.eos_id:

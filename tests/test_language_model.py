@@ -3,7 +3,7 @@ import torch
 
 from lstmnlp.checkpoint import load_weights, save_weights
 from lstmnlp.config import ModelConfig, TrainConfig
-from lstmnlp.lm_data import TextStream, batchify, decode_ids, encode_text, windows
+from lstmnlp.lm_data import TextStream, batchify, decode_ids, encode_text, text_beside, windows
 from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
 from lstmnlp.train import Trainer, lr_factor
@@ -125,6 +125,20 @@ def test_streamed_text_adds_up_to_the_decoded_ids(tmp_path, model_type):
         ids[::7] = [tokenizer.eos_id] * len(ids[::7])
         stream = TextStream(tokenizer)
         assert "".join(stream.push(token) for token in ids) + stream.finish() == decode_ids(tokenizer, ids)
+        context = ids[1:6]  # a prompt's last line: streamed text continues it, as text_beside reads
+        stream = TextStream(tokenizer, context)
+        streamed = "".join(stream.push(token) for token in ids) + stream.finish()
+        assert streamed == text_beside(tokenizer, context, ids)
+
+
+def test_text_beside_keeps_the_space_after_and_before_the_prompt(tmp_path):
+    (tmp_path / "t.txt").write_text("the film is good\na great movie\n" * 20)
+    tokenizer = Tokenizer(train_tokenizer([tmp_path / "t.txt"], tmp_path / "sp", vocab_size=20,
+                                          model_type="unigram").model_path)
+    prompt, new = tokenizer.encode("the film"), tokenizer.encode("is good")
+    assert decode_ids(tokenizer, new) == "is good"  # decoded alone, the space before "is" is lost
+    assert text_beside(tokenizer, prompt, new) == " is good"
+    assert text_beside(tokenizer, new, tokenizer.encode("a great movie")[::-1], backward=True) == "a great movie "
 
 
 def test_int8_language_model_steps_close_to_float():
