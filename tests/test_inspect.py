@@ -8,9 +8,11 @@ import torch
 from conftest import assert_user_error, run_cli
 from lstmnlp.config import ModelConfig
 from lstmnlp.errors import UserError
-from lstmnlp.inspection import token_features
+from lstmnlp.inspection import inspect_language_model, token_features
+from lstmnlp.lm_data import encode_text
 from lstmnlp.models.language_model import LanguageModel
 from lstmnlp.modules.gates import trace_gates
+from lstmnlp.tokenizer import Tokenizer, train_tokenizer
 
 
 @pytest.mark.parametrize("options", [{}, {"peephole": True}])
@@ -28,6 +30,22 @@ def test_recomputed_gates_match_the_encoder(options):
     torch.testing.assert_close(traces[-1].hidden, encoded.outputs[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(traces[-1].cell[-1], encoded.final.cell[-1, 0], atol=1e-5, rtol=0)
     assert all(0 <= float(t.forget_gate.min()) and float(t.forget_gate.max()) <= 1 for t in traces)
+
+
+def test_backward_model_traces_come_back_in_text_order(tmp_path):
+    """A backward LM reads the text from its end: the trace at the first character is the state
+    after reading everything, the one at the last character after reading that character alone."""
+    (tmp_path / "t.txt").write_text("to be or not to be\nthat is the question\n")
+    tokenizer = Tokenizer(train_tokenizer([tmp_path / "t.txt"], tmp_path / "sp", vocab_size=30,
+                                          model_type="char").model_path)
+    torch.manual_seed(0)
+    model = LanguageModel(ModelConfig(embedding_dim=8, hidden_size=16, num_layers=2, dropout=0.0),
+                          vocab_size=tokenizer.vocab_size).eval()
+    text = "to be\nor not"
+    report = inspect_language_model(model, tokenizer, text, layer=1, backward=True)
+    assert "".join(report.tokens) == text
+    read = model.encoder(encode_text(tokenizer, text, backward=True)[None]).outputs[0]  # (T, H), end first
+    torch.testing.assert_close(report.traces[1].hidden, read.flip(0), atol=1e-5, rtol=0)
 
 
 def test_token_features():
