@@ -49,6 +49,12 @@ def test_bidirectional_language_model_refused():
         load_config(None, ["model.bidirectional=true"])
 
 
+def test_backward_is_for_language_models():
+    assert load_config(None, ["model.backward=true"]).model.backward
+    with pytest.raises(UserError, match="model.backward: is for language models"):
+        load_config(None, ["task=classify", "model.backward=true"])
+
+
 @pytest.mark.parametrize("recipe", sorted((ROOT / "recipes").glob("*.yaml"))
                          + [ROOT / "lstmnlp" / "recipes" / "default.yaml"], ids=lambda p: p.name)
 def test_every_recipe_parses(recipe: Path):
