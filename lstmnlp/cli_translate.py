@@ -34,12 +34,19 @@ def translate(
                                        "16 or more where the hardware has native bf16 (1.28x there), else fp32."),
     no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
                                              help="N > 0: no translation repeats an N-gram of pieces."),
+    temperature: float = typer.Option(0.0, "--temperature",
+                                      help="Above 0: draw translations from the model instead of beam "
+                                           "search (--nbest draws a sentence, best first)."),
+    top_k: int = typer.Option(0, "--top-k", help="Sampling: from the K most likely pieces (0: all)."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Sampling: nucleus mass (1: all)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Sampling: same seed and options, same draws."),
 ) -> None:
     """Translate text with a trained model: one line in, one line out, input order kept."""
     if beam_size < 1 or batch_size < 1 or nbest < 1 or max_length_ratio <= 0:
         raise UserError("--beam-size, --batch-size and --nbest must be at least 1, --max-length-ratio positive")
     check_no_repeat_ngram_size(no_repeat_ngram_size)
-    if nbest > beam_size:
+    sampling = sampling_options(temperature, top_k, top_p, seed)
+    if nbest > beam_size and sampling is None:
         raise UserError("--nbest cannot exceed --beam-size")
     if precision not in ("auto", "fp32", "bf16"):
         raise UserError(f"--precision {precision!r}: choose auto, fp32 or bf16")
@@ -58,12 +65,12 @@ def translate(
         raise UserError(f"{save_attention.parent}: output directory does not exist")
     if output is not None and not output.parent.exists():
         raise UserError(f"{output.parent}: output directory does not exist")
+    device = next(loaded.model.parameters()).device
+    bf16 = not quantize and decode_in_bf16(precision, 1 if sampling else beam_size, batch_size, device)
     results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines, beam_size=beam_size,
                               batch_size=batch_size, alpha=length_penalty, max_length_ratio=max_length_ratio,
                               nbest=nbest, max_source_length=4 * loaded.config.data.max_length,
-                              no_repeat_ngram_size=no_repeat_ngram_size,
-                              bf16=not quantize and decode_in_bf16(precision, beam_size, batch_size,
-                                                                   next(loaded.model.parameters()).device),
+                              no_repeat_ngram_size=no_repeat_ngram_size, sampling=sampling, bf16=bf16,
                               warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
                                                                     highlight=False))
     if save_attention is not None:
@@ -80,6 +87,19 @@ def translate(
         for text, score in candidates[:nbest]:
             rendered.append(f"{score:.4f}\t{text}" if scores else text)
     write_output_lines(output, rendered)
+
+
+def sampling_options(temperature: float, top_k: int, top_p: float, seed: int | None):
+    """`translate --temperature/--top-k/--top-p/--seed` as a `Sampling`, or None for beam search."""
+    from lstmnlp.translation import Sampling
+
+    if temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
+        raise UserError("--temperature and --top-k must not be negative, --top-p must lie in (0, 1]")
+    if temperature == 0:
+        if top_k or top_p < 1 or seed is not None:
+            raise UserError("--top-k, --top-p and --seed are for sampling: set --temperature above 0")
+        return None
+    return Sampling(temperature, top_k, top_p, seed)
 
 
 def decode_in_bf16(precision: str, beam_size: int, batch_size: int, device) -> bool:

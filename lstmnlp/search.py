@@ -78,7 +78,29 @@ def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_token
     `on_tokens` receives each new (B,) column as it is produced, for streaming.
     Returns (B, steps) token ids.
     """
-    prev_ids, columns = start_ids, []
+    return _draw(step, state, start_ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
+                 top_p=top_p, eos_id=eos_id, generator=generator, no_repeat_ngram_size=no_repeat_ngram_size,
+                 on_tokens=on_tokens, scored=False)[0]
+
+
+@torch.no_grad()
+def sample_scored(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
+                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
+                  generator: torch.Generator | None = None,
+                  no_repeat_ngram_size: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`sample`, with each drawn token's log-probability under the model, before temperature and
+    filtering (0 after a row's <eos>; its sum is what beam search calls a score): two (B, steps)."""
+    tokens, log_probs = _draw(step, state, start_ids, max_tokens=max_tokens, temperature=temperature,
+                              top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator,
+                              no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=None, scored=True)
+    return tokens, log_probs
+
+
+def _draw(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int, temperature: float,
+          top_k: int, top_p: float, eos_id: int | None, generator: torch.Generator | None,
+          no_repeat_ngram_size: int, on_tokens: Callable[[torch.Tensor], None] | None,
+          scored: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    prev_ids, columns, chosen = start_ids, [], []
     finished = torch.zeros_like(start_ids, dtype=torch.bool)
     for _ in range(max_tokens):
         log_probs, state = step(prev_ids, state)  # (B, V)
@@ -90,6 +112,8 @@ def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_token
             filtered = filter_log_probs(log_probs / temperature, top_k=top_k, top_p=top_p)
             probs = torch.softmax(filtered, dim=-1)
             next_ids = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        if scored:
+            chosen.append(log_probs.gather(1, next_ids[:, None]).squeeze(1).float().masked_fill(finished, 0.0))
         if eos_id is not None:
             next_ids = next_ids.masked_fill(finished, eos_id)
             finished |= next_ids == eos_id
@@ -99,7 +123,9 @@ def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_token
         prev_ids = next_ids
         if eos_id is not None and bool(finished.all()):
             break
-    return torch.stack(columns, dim=1) if columns else start_ids.new_zeros((start_ids.size(0), 0))
+    if not columns:
+        return start_ids.new_zeros((start_ids.size(0), 0)), torch.zeros(start_ids.size(0), 0) if scored else None
+    return torch.stack(columns, dim=1), torch.stack(chosen, dim=1) if scored else None
 
 
 def length_penalty(length: int, alpha: float) -> float:

@@ -27,7 +27,7 @@ from lstmnlp.errors import UserError
 from lstmnlp.metrics import bleu_and_chrf
 from lstmnlp.models import build_model
 from lstmnlp.models.seq2seq import Seq2SeqBatch
-from lstmnlp.search import Hypothesis, beam_search, sample
+from lstmnlp.search import Hypothesis, beam_search, length_penalty, sample, sample_scored
 from lstmnlp.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 
@@ -214,7 +214,8 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
                     beam_size: int = 5, batch_size: int = 64, alpha: float = 1.0, max_length_ratio: float = 1.5,
                     nbest: int = 1, fast_greedy: bool = False, max_source_length: int = 0,
                     warn: Callable[[str], None] | None = None, bf16: bool = False,
-                    no_repeat_ngram_size: int = 0) -> list[list[tuple[str, float]]]:
+                    no_repeat_ngram_size: int = 0,
+                    sampling: Sampling | None = None) -> list[list[tuple[str, float]]]:
     """Translate lines in batches of similar length; the result keeps input order.
 
     Each output is up to `nbest` (text, score) pairs; an empty line gives [("", 0.0)]. A
@@ -222,7 +223,8 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
     greedily without scores (validation); beam size 1 through beam search is greedy with scores.
     `max_source_length` > 0 cuts longer sources (memory and time stay bounded), told through `warn`.
     `bf16` decodes under bfloat16 autocast (scores are summed in float32). `no_repeat_ngram_size`
-    n > 0: no translation holds an n-gram of pieces twice (beam search).
+    n > 0: no translation holds an n-gram of pieces twice. `sampling`: draw `nbest` translations
+    per sentence from the model instead of searching (sampled back-translation, Edunov et al. 2018).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -234,6 +236,9 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
             warn(f"{len(cut):,} line(s) longer than {max_source_length} pieces were cut to that length "
                  f"(first: line {cut[0]})")
     results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
+    generator = None
+    if sampling is not None and sampling.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(sampling.seed)
     order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
@@ -245,6 +250,9 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
             state = model.encode(batch.source_ids.to(device), lengths.to(device))
             if fast_greedy:
                 hypotheses = _greedy(model, state, starts, limits)
+            elif sampling is not None:
+                hypotheses = _sampled(model, state, starts, limits, nbest, sampling, generator=generator,
+                                      alpha=alpha, no_repeat_ngram_size=no_repeat_ngram_size)
             else:
                 hypotheses = beam_search(model.step, state, starts, beam_size=beam_size, max_lengths=limits,
                                          eos_id=EOS_ID, alpha=alpha, nbest=nbest,
@@ -263,6 +271,35 @@ def _greedy(model, state, starts: torch.Tensor, limits: torch.Tensor) -> list[li
             ids = ids[: ids.index(EOS_ID)]
         hypotheses.append([Hypothesis(ids, 0.0, 0.0)])
     return hypotheses
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How `translate --temperature` draws: temperature, top-k and nucleus filtering, and a seed
+    (None: unseeded) for the one generator a `translate_lines` call draws with."""
+
+    temperature: float
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+def _sampled(model, state, starts: torch.Tensor, limits: torch.Tensor, count: int, sampling: Sampling, *,
+             generator: torch.Generator | None, alpha: float, no_repeat_ngram_size: int) -> list[list[Hypothesis]]:
+    """`count` translations drawn for each sentence, all in one batch (a sentence's draws are
+    consecutive rows sharing its encoder memory), best first by length-normalized log-probability."""
+    tokens, log_probs = sample_scored(model.step, state.expand_beams(count), starts.repeat_interleave(count),
+                                      max_tokens=int(limits.max()), temperature=sampling.temperature,
+                                      top_k=sampling.top_k, top_p=sampling.top_p, eos_id=EOS_ID,
+                                      generator=generator, no_repeat_ngram_size=no_repeat_ngram_size)
+    hypotheses: list[list[Hypothesis]] = [[] for _ in range(starts.size(0))]
+    for row, (ids, scores) in enumerate(zip(tokens.tolist(), log_probs.tolist())):
+        ids = ids[:int(limits[row // count])]
+        length = ids.index(EOS_ID) if EOS_ID in ids else len(ids)
+        score = sum(scores[:min(length + 1, len(ids))])  # <eos> included when it ended with one
+        hypotheses[row // count].append(Hypothesis(ids[:length], score,
+                                                   score / length_penalty(min(length + 1, len(ids)), alpha)))
+    return [sorted(drawn, key=lambda h: h.normalized_score, reverse=True) for drawn in hypotheses]
 
 
 @torch.no_grad()

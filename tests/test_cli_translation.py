@@ -120,6 +120,25 @@ def test_translate_nbest_scores_and_files(tiny_mt_run, tmp_path):
     assert all(score <= 0 for score in scores)
 
 
+def test_translate_by_sampling(tiny_mt_run):
+    """--temperature draws translations (--nbest of them a sentence, best first), repeatably
+    with --seed; the sampling options without a temperature are refused."""
+    text = "Ein Hund läuft.\nEine Frau singt.\nZwei Männer spielen Fußball.\n"
+    options = ["--temperature", "1.0", "--nbest", "3", "--scores", "--length-penalty", "0"]
+    first, again = (run_cli("translate", str(tiny_mt_run), *options, "--seed", "3", stdin=text) for _ in range(2))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout
+    rows = first.stdout.splitlines()
+    assert len(rows) == 9
+    for sentence in range(3):  # alpha 0: best first by summed log-probability
+        scores = [float(row.split("\t")[0]) for row in rows[3 * sentence:3 * sentence + 3]]
+        assert scores == sorted(scores, reverse=True) and all(score < 0 for score in scores)
+    other = run_cli("translate", str(tiny_mt_run), *options, "--seed", "4", stdin=text)
+    assert other.returncode == 0 and other.stdout != first.stdout
+    assert_user_error(run_cli("translate", str(tiny_mt_run), "--top-k", "5", stdin=text), "set --temperature above 0")
+    assert_user_error(run_cli("translate", str(tiny_mt_run), "--temperature", "-1", stdin=text), "--temperature")
+
+
 def test_save_attention_rows_sum_to_one(tiny_mt_run, tmp_path):
     result = run_cli("translate", str(tiny_mt_run), "--beam-size", "2", "--save-attention",
                      str(tmp_path / "attention.json"), stdin="Ein Mann fährt Fahrrad.\n")

@@ -1,10 +1,11 @@
 import itertools
+import math
 from typing import NamedTuple
 
 import torch
 
 from lstmnlp import search as search_module
-from lstmnlp.search import beam_search, filter_log_probs, length_penalty, sample, top_k
+from lstmnlp.search import beam_search, filter_log_probs, length_penalty, sample, sample_scored, top_k
 
 
 class Prefix(NamedTuple):
@@ -143,6 +144,23 @@ def test_sampling_is_reproducible_with_a_seed():
     assert torch.equal(draws[0], draws[1])
     other = sample(step, state, ids, max_tokens=10, generator=torch.Generator().manual_seed(6))
     assert not torch.equal(draws[0], other)
+
+
+def test_sample_scored_gives_each_drawn_token_its_model_log_probability():
+    table = {(): [0.1, 0.6, 0.3], (1,): [0.7, 0.2, 0.1], (2,): [0.2, 0.4, 0.4]}
+    step = table_step(table, 3)
+    state, ids = start(6)
+    tokens, log_probs = sample_scored(step, state, ids, max_tokens=4, temperature=0.5, eos_id=EOS,
+                                      generator=torch.Generator().manual_seed(2))
+    assert torch.equal(tokens, sample(step, state, ids, max_tokens=4, temperature=0.5, eos_id=EOS,
+                                      generator=torch.Generator().manual_seed(2)))
+    for row, log_prob in zip(tokens.tolist(), log_probs.tolist()):
+        for position, token in enumerate(row):
+            if EOS in row[:position]:  # after <eos>: padding, scored 0
+                assert log_prob[position] == 0.0
+            else:  # the model's probability, not the temperature-sharpened one
+                probabilities = table.get(tuple(row[:position]), [1 / 3] * 3)
+                assert abs(log_prob[position] - math.log(probabilities[token])) < 1e-6
 
 
 def test_exact_stop_gives_the_results_of_searching_on_in_fewer_steps(monkeypatch):
