@@ -16,7 +16,8 @@ from rich.table import Table
 from lstmnlp.cli_classify import classify, run_cross_validation
 from lstmnlp.cli_inspect import inspect, plot
 from lstmnlp.cli_translate import evaluate, translate
-from lstmnlp.cli_io import check_no_repeat_ngram_size, console, error_console, user_errors
+from lstmnlp.cli_io import (check_no_repeat_ngram_size, console, error_console, read_input_lines, user_errors,
+                            write_output_lines)
 from lstmnlp.cli_tokenize import tokenize_app
 from lstmnlp.errors import UserError
 
@@ -293,17 +294,24 @@ def score(
     input: Path = typer.Option(..., "--input", help="Text file to score."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
     quantize: str = typer.Option("", "--quantize", help="int8: score with the int8-quantized model."),
+    per_line: bool = typer.Option(False, "--per-line", help="Score each line on its own: one JSON object "
+                                                           "a line, in input order."),
 ) -> None:
     """Perplexity of a text under a trained language model."""
     import json
 
     from lstmnlp.data import read_text
     from lstmnlp.ensemble import load_language_model_ensemble
-    from lstmnlp.language_modeling import score_text
+    from lstmnlp.language_modeling import score_lines, score_text
     from lstmnlp.quantize import apply_quantize
 
     loaded = load_language_model_ensemble(run_dirs)
     loaded.model = apply_quantize(loaded.model, quantize)
+    if per_line:
+        scores = score_lines(loaded.model, loaded.tokenizer, read_input_lines(input),
+                             backward=loaded.config.model.backward)
+        write_output_lines(None, [json.dumps(score) for score in scores])
+        return
     result = score_text(loaded.model, loaded.tokenizer, read_text(input), backward=loaded.config.model.backward)
     if json_output:
         print(json.dumps(result.as_dict()))

@@ -11,9 +11,10 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
+from torch import nn
 
 from lstmnlp import checkpoint
 from lstmnlp.config import DataConfig, ExperimentConfig, dump_yaml
@@ -190,6 +191,36 @@ def prompt_line(tokenizer: Tokenizer, prompt: str, *, backward: bool) -> list[in
 def with_prompt(prompt: str, text: str, *, backward: bool) -> str:
     """The prompt and the text a model wrote for it, in reading order."""
     return text + prompt if backward else prompt + text
+
+
+@torch.no_grad()
+def score_lines(model, tokenizer: Tokenizer, lines: Sequence[str], *, backward: bool = False,
+                batch_size: int = 64) -> list[dict]:
+    """Each line scored on its own, after a line break as a line starts in training, its own
+    closing line break included (`backward`: from its end to the break before it), in input
+    order: {"tokens", "nll", "nll_per_token", "perplexity"}. Lines are batched by length; no line
+    sees another, so the sum differs from `score_text`'s, where each line follows the one before."""
+    eos = tokenizer.eos_id
+    sequences = [[eos] + (ids[::-1] if backward else ids) + [eos] for ids in tokenizer.encode_batch(list(lines))]
+    device = next(model.parameters()).device
+    model.eval()
+    results: list[dict] = [{} for _ in lines]
+    order = sorted(range(len(lines)), key=lambda i: len(sequences[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        ids = torch.full((len(rows), max(len(sequences[i]) for i in rows)), eos, dtype=torch.long)  # (B, T)
+        for row, line in enumerate(rows):
+            ids[row, :len(sequences[line])] = torch.tensor(sequences[line])
+        # (B, T-1, V); an ensemble returns log-probabilities, which are their own logits
+        logits, _ = model(ids[:, :-1].to(device), model.initial_state(len(rows)))
+        nll = nn.functional.cross_entropy(logits.float().transpose(1, 2), ids[:, 1:].to(device),
+                                          reduction="none").cpu()  # (B, T-1)
+        for row, line in enumerate(rows):
+            count = len(sequences[line]) - 1  # the padding after a line's end is never scored
+            total = float(nll[row, :count].sum())
+            results[line] = {"tokens": count, "nll": total, "nll_per_token": total / count,
+                             "perplexity": math.exp(min(total / count, 50.0))}
+    return results
 
 
 @dataclass

@@ -185,3 +185,31 @@ def test_backward_language_model_writes_what_comes_before(tiny_lm_run, shakespea
     assert 0 < scores[0]["nll_per_token"] < 4.2 and scores[0]["nll_per_token"] != scores[1]["nll_per_token"]
     assert_user_error(run_cli("score", str(out), str(tiny_lm_run), "--input", str(tmp_path / "part.txt")),
                       "opposite directions")
+    assert_lines_score_alone(out, text.splitlines()[:6])
+
+
+def assert_lines_score_alone(run_dir, lines):
+    """score_lines batches lines of different lengths: each line's figure is score_text's for a
+    text of that line alone (from a line break, its own line break included)."""
+    from lstmnlp.checkpoint import load_run
+    from lstmnlp.language_modeling import score_lines, score_text
+
+    loaded = load_run(run_dir, expected_task="lm")
+    backward = loaded.config.model.backward
+    batched = score_lines(loaded.model, loaded.tokenizer, lines, backward=backward, batch_size=4)
+    assert len({len(line) for line in lines}) > 1
+    for line, scores in zip(lines, batched):
+        alone = score_text(loaded.model, loaded.tokenizer, line + "\n", backward=backward)
+        assert scores["tokens"] == alone.tokens == len(line) + 1
+        assert abs(scores["nll_per_token"] - alone.nll_per_token) < 1e-4
+
+
+def test_score_per_line(tiny_lm_run, tmp_path):
+    lines = ["ROMEO:", "", "What light through yonder window breaks?", "It is the east."]
+    (tmp_path / "lines.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli("score", str(tiny_lm_run), "--input", str(tmp_path / "lines.txt"), "--per-line")
+    assert result.returncode == 0, result.stderr
+    scores = [json.loads(row) for row in result.stdout.splitlines()]
+    assert [score["tokens"] for score in scores] == [len(line) + 1 for line in lines]  # input order
+    assert all(score["nll"] > 0 and score["perplexity"] > 1 for score in scores)
+    assert_lines_score_alone(tiny_lm_run, lines)
