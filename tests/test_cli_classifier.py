@@ -150,6 +150,16 @@ def test_subword_regularization_changes_training(sst_slice, sst2_run, tmp_path):
     assert classified.returncode == 0 and classified.stdout.strip() in ("positive", "negative")
 
 
+def test_python_api_classifies_as_the_command(sst2_run):
+    import lstmnlp
+
+    texts = ["a gripping , moving film", "dull and lifeless", "it is a movie"]
+    classifier = lstmnlp.load(sst2_run)
+    assert classifier.classify(texts) == run_cli("classify", str(sst2_run), stdin="\n".join(texts) + "\n").stdout.split()
+    for probabilities in classifier.probabilities(texts):
+        assert set(probabilities) == set(classifier.labels) and sum(probabilities.values()) == pytest.approx(1.0)
+
+
 def test_classifier_commands_refuse_other_runs(tiny_lm_run):
     assert_user_error(run_cli("classify", str(tiny_lm_run), stdin="x\n"), "'lm' run")
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--cv", "3"), "--cv")

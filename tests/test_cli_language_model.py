@@ -213,3 +213,19 @@ def test_score_per_line(tiny_lm_run, tmp_path):
     assert [score["tokens"] for score in scores] == [len(line) + 1 for line in lines]  # input order
     assert all(score["nll"] > 0 and score["perplexity"] > 1 for score in scores)
     assert_lines_score_alone(tiny_lm_run, lines)
+
+
+def test_python_api_matches_the_commands(tiny_lm_run, tmp_path):
+    import lstmnlp
+    from lstmnlp.errors import UserError
+
+    lm = lstmnlp.load(tiny_lm_run)
+    written = run_cli("generate", str(tiny_lm_run), "--prompt", "ROMEO:", "--max-tokens", "40", "--seed", "3").stdout
+    assert "ROMEO:" + lm.generate("ROMEO:", max_tokens=40, seed=3) + "\n" == written
+    text = "To be, or not to be: that is the question.\n"
+    (tmp_path / "line.txt").write_text(text, encoding="utf-8")
+    scored = json.loads(run_cli("score", str(tiny_lm_run), "--input", str(tmp_path / "line.txt"), "--json").stdout)
+    assert lm.score(text) == pytest.approx(scored)
+    assert lm.score_lines([text.strip()])[0]["tokens"] == len(text)
+    with pytest.raises(UserError, match="not a trained run"):
+        lstmnlp.load(tmp_path)

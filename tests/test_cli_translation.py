@@ -139,6 +139,14 @@ def test_translate_by_sampling(tiny_mt_run):
     assert_user_error(run_cli("translate", str(tiny_mt_run), "--temperature", "-1", stdin=text), "--temperature")
 
 
+def test_python_api_translates_as_the_command(tiny_mt_run):
+    import lstmnlp
+
+    lines = ["Ein Hund läuft.", "Eine Frau singt ein Lied.", "Zwei Männer spielen Fußball."]
+    translated = run_cli("translate", str(tiny_mt_run), "--beam-size", "3", stdin="\n".join(lines) + "\n")
+    assert lstmnlp.load(tiny_mt_run).translate(lines, beam_size=3) == translated.stdout.splitlines()
+
+
 def test_save_attention_rows_sum_to_one(tiny_mt_run, tmp_path):
     result = run_cli("translate", str(tiny_mt_run), "--beam-size", "2", "--save-attention",
                      str(tmp_path / "attention.json"), stdin="Ein Mann fährt Fahrrad.\n")
