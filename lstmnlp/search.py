@@ -90,10 +90,9 @@ def sample_scored(step: StepFunction, state: Any, start_ids: torch.Tensor, *, ma
                   no_repeat_ngram_size: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """`sample`, with each drawn token's log-probability under the model, before temperature and
     filtering (0 after a row's <eos>; its sum is what beam search calls a score): two (B, steps)."""
-    tokens, log_probs = _draw(step, state, start_ids, max_tokens=max_tokens, temperature=temperature,
-                              top_k=top_k, top_p=top_p, eos_id=eos_id, generator=generator,
-                              no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=None, scored=True)
-    return tokens, log_probs
+    return _draw(step, state, start_ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
+                 top_p=top_p, eos_id=eos_id, generator=generator, no_repeat_ngram_size=no_repeat_ngram_size,
+                 on_tokens=None, scored=True)
 
 
 def _draw(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int, temperature: float,

@@ -27,7 +27,7 @@ from lstmnlp.errors import UserError
 from lstmnlp.metrics import bleu_and_chrf
 from lstmnlp.models import build_model
 from lstmnlp.models.seq2seq import Seq2SeqBatch
-from lstmnlp.search import Hypothesis, beam_search, length_penalty, sample, sample_scored
+from lstmnlp.search import Hypothesis, beam_search, length_penalty, sample_scored
 from lstmnlp.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 
@@ -220,7 +220,8 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
 
     Each output is up to `nbest` (text, score) pairs; an empty line gives [("", 0.0)]. A
     hypothesis may have up to `max_length_ratio` x source pieces + 5 pieces. `fast_greedy` decodes
-    greedily without scores (validation); beam size 1 through beam search is greedy with scores.
+    greedily, one pass without beam bookkeeping (validation); beam size 1 through beam search is
+    greedy too.
     `max_source_length` > 0 cuts longer sources (memory and time stay bounded), told through `warn`.
     `bf16` decodes under bfloat16 autocast (scores are summed in float32). `no_repeat_ngram_size`
     n > 0: no translation holds an n-gram of pieces twice. `sampling`: draw `nbest` translations
@@ -248,11 +249,10 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
         limits = (lengths.float() * max_length_ratio).ceil().long() + 5
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             state = model.encode(batch.source_ids.to(device), lengths.to(device))
-            if fast_greedy:
-                hypotheses = _greedy(model, state, starts, limits)
-            elif sampling is not None:
-                hypotheses = _sampled(model, state, starts, limits, nbest, sampling, generator=generator,
-                                      alpha=alpha, no_repeat_ngram_size=no_repeat_ngram_size)
+            if fast_greedy or sampling is not None:
+                hypotheses = _sampled(model, state, starts, limits, 1 if fast_greedy else nbest,
+                                      GREEDY if fast_greedy else sampling, generator=generator, alpha=alpha,
+                                      no_repeat_ngram_size=0 if fast_greedy else no_repeat_ngram_size)
             else:
                 hypotheses = beam_search(model.step, state, starts, beam_size=beam_size, max_lengths=limits,
                                          eos_id=EOS_ID, alpha=alpha, nbest=nbest,
@@ -260,17 +260,6 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
         for row, found in zip(rows, hypotheses):
             results[row] = [(target_tokenizer.decode(h.tokens), h.score) for h in found]
     return results
-
-
-def _greedy(model, state, starts: torch.Tensor, limits: torch.Tensor) -> list[list[Hypothesis]]:
-    tokens = sample(model.step, state, starts, max_tokens=int(limits.max()), temperature=0, eos_id=EOS_ID)
-    hypotheses = []
-    for row, ids in enumerate(tokens.tolist()):
-        ids = ids[: int(limits[row])]
-        if EOS_ID in ids:
-            ids = ids[: ids.index(EOS_ID)]
-        hypotheses.append([Hypothesis(ids, 0.0, 0.0)])
-    return hypotheses
 
 
 @dataclass(frozen=True)
@@ -284,10 +273,14 @@ class Sampling:
     seed: int | None = None
 
 
+GREEDY = Sampling(temperature=0.0)  # temperature 0: the most probable piece at every step
+
+
 def _sampled(model, state, starts: torch.Tensor, limits: torch.Tensor, count: int, sampling: Sampling, *,
              generator: torch.Generator | None, alpha: float, no_repeat_ngram_size: int) -> list[list[Hypothesis]]:
-    """`count` translations drawn for each sentence, all in one batch (a sentence's draws are
-    consecutive rows sharing its encoder memory), best first by length-normalized log-probability."""
+    """`count` translations drawn for each sentence (greedy: one), all in one batch (a sentence's
+    draws are consecutive rows sharing its encoder memory), best first by length-normalized
+    log-probability."""
     tokens, log_probs = sample_scored(model.step, state.expand_beams(count), starts.repeat_interleave(count),
                                       max_tokens=int(limits.max()), temperature=sampling.temperature,
                                       top_k=sampling.top_k, top_p=sampling.top_p, eos_id=EOS_ID,
