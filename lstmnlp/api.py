@@ -27,7 +27,7 @@ from lstmnlp.errors import UserError
 PathLike = str | Path
 
 
-def load(*run_dirs: PathLike, quantize: str = "") -> "LanguageModelRun | ClassifierRun | TranslatorRun":
+def load(*run_dirs: PathLike, quantize: str = "") -> LanguageModelRun | ClassifierRun | TranslatorRun:
     """The run(s) as one model of their task: a language model, a classifier or a translator
     (a translation or autoencoder run)."""
     from lstmnlp.ensemble import member_dirs
