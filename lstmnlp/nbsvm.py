@@ -1,6 +1,7 @@
 """NBSVM next to a classifier: a linear SVM over binarized word n-grams (and optionally character
 n-grams) scaled by their naive Bayes log-count ratios (Wang & Manning 2012, "Baselines and
-Bigrams"), mixed into the BiLSTM's log-probabilities as Mesnil et al. (2014, arXiv:1412.5335) mix NBSVM with neural models:
+Bigrams"), mixed into the BiLSTM's log-probabilities as Mesnil et al. (2014, arXiv:1412.5335)
+mix NBSVM with neural models:
 
     score_c(x) = (log p_lstm(c | x) + mix * margin_c(x)) / temperature
 

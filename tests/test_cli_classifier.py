@@ -155,7 +155,8 @@ def test_python_api_classifies_as_the_command(sst2_run):
 
     texts = ["a gripping , moving film", "dull and lifeless", "it is a movie"]
     classifier = lstmnlp.load(sst2_run)
-    assert classifier.classify(texts) == run_cli("classify", str(sst2_run), stdin="\n".join(texts) + "\n").stdout.split()
+    labelled = run_cli("classify", str(sst2_run), stdin="\n".join(texts) + "\n")
+    assert classifier.classify(texts) == labelled.stdout.split()
     for probabilities in classifier.probabilities(texts):
         assert set(probabilities) == set(classifier.labels) and sum(probabilities.values()) == pytest.approx(1.0)
 
