@@ -21,8 +21,9 @@ from lstmnlp.cli_io import (check_no_repeat_ngram_size, console, error_console, 
 from lstmnlp.cli_tokenize import tokenize_app
 from lstmnlp.errors import UserError
 
+# markdown: a docstring's paragraphs are reflowed (rich mode keeps the source's line breaks)
 app = typer.Typer(help="Train, sample and evaluate LSTM sequence models.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode="markdown")
 app.add_typer(tokenize_app, name="tokenize")
 
 
@@ -222,8 +223,9 @@ def generate(
     no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
                                              help="N > 0: the text never repeats N tokens in a row it already holds."),
 ) -> None:
-    """Continue a prompt with a trained language model, streaming the text (a backward model
-    writes the text before the prompt)."""
+    """Continue a prompt with a trained language model, streaming the text.
+
+    A backward language model writes the text before the prompt."""
     _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples)
     check_no_repeat_ngram_size(no_repeat_ngram_size)
     from lstmnlp.checkpoint import latest_run

@@ -129,8 +129,9 @@ def evaluate(
     nbsvm: bool = typer.Option(True, "--nbsvm/--no-nbsvm", help="Classifier runs: mix in the run's NBSVM "
                                "where it has one; --no-nbsvm: the BiLSTM alone."),
 ) -> None:
-    """Translation: BLEU and chrF (sacrebleu, 13a, cased, detokenized) of files or of a run's
-    translations. Classifier: accuracy, macro-F1 and the confusion matrix."""
+    """BLEU and chrF of translations, or a classifier's accuracy, macro-F1 and confusion matrix.
+
+    Translation: sacrebleu (13a, cased, detokenized) of files or of a run's translations."""
     import json
 
     from lstmnlp.data import read_lines

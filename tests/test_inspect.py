@@ -82,3 +82,12 @@ def test_missing_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(UserError, match=r"pip install 'lstmnlp\[plot\]'"):
         plots.pyplot()
+
+
+def test_help_reflows_docstring_paragraphs():
+    """A command's help joins its docstring's lines into paragraphs (no break mid-sentence)."""
+    result = run_cli("inspect", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "cell states per unit (HTML or PNG) and the units" in result.stdout
+    listing = run_cli("--help").stdout
+    assert "Continue a prompt with a trained language model, streaming the text." in listing
