@@ -145,6 +145,7 @@ class TrainConfig:
     """Optimization, budgets, validation and logging."""
 
     batch_size: int = 64  # sequences per batch (parallel streams for language models)
+    accumulate: int = 1  # batches whose gradients make one update (fairseq's update_freq); steps count updates
     max_tokens: int = 0  # also bound a batch's padded tokens (translation, classification); 0 = no bound
     bptt: int = 128  # truncated back-propagation length in tokens (language models)
     optimizer: str = "adamw"  # adam | adamw | sgd
@@ -176,7 +177,7 @@ class TrainConfig:
     pretrained_lr_ratio: float = 1.0  # LR of pretrained parameters as a share of train.lr
 
     def validate(self) -> None:
-        for key in ("batch_size", "bptt", "eval_every", "eval_streams", "log_every", "ensemble"):
+        for key in ("batch_size", "accumulate", "bptt", "eval_every", "eval_streams", "log_every", "ensemble"):
             _check(getattr(self, key) >= 1, f"train.{key}", "must be at least 1")
         for key in ("max_epochs", "max_steps", "max_time", "patience", "keep_last", "max_tokens", "warmup_steps",
                     "threads", "clip_norm", "weight_decay", "unfreeze_every"):

@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -181,15 +181,15 @@ class Trainer:
                     break
                 # Batches trained on before the checkpoint this run resumed from are skipped.
                 remaining = itertools.islice(self.train_batches(position.epoch), position.batch, None)
-                for index, batch in enumerate(one_ahead(remaining, self.move_batch), start=position.batch):
+                for group in batched(one_ahead(remaining, self.move_batch), config.accumulate):
                     self._set_lr(position.step, time.perf_counter() - started)
-                    output = self._train_step(batch, self.carry, position.step)
-                    self.carry = output.carry.detach() if output.carry is not None else None
-                    position.step, position.batch = position.step + 1, index + 1
+                    outputs = self._train_step(group, position.step)
+                    position.step, position.batch = position.step + 1, position.batch + len(group)
                     step = position.step
-                    tokens = output.count if output.tokens is None else output.tokens
-                    window_loss, window_count = window_loss + output.total, window_count + output.count
-                    window_tokens, total_tokens = window_tokens + tokens, total_tokens + tokens
+                    for output in outputs:
+                        tokens = output.count if output.tokens is None else output.tokens
+                        window_loss, window_count = window_loss + output.total, window_count + output.count
+                        window_tokens, total_tokens = window_tokens + tokens, total_tokens + tokens
                     if step % config.log_every == 0:
                         now = time.perf_counter()
                         record = self._train_record(step, now - started, window_loss / max(window_count, 1),
@@ -224,10 +224,20 @@ class Trainer:
         return TrainResult(position.step, position.epoch, position.elapsed_s, stop_reason, self.best_step,
                            self.best_metrics, total_tokens / max(time.perf_counter() - process_start, 1e-9))
 
-    def _train_step(self, batch, carry, step: int):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            output = self.compute_loss(batch, carry)
-        output.loss.backward()
+    def _train_step(self, batches: list, step: int) -> list:
+        """One update from the summed gradients of `batches` (train.accumulate of them; fewer at
+        an epoch's end), each batch's mean loss weighted 1 / len(batches); the recurrent state
+        is carried from batch to batch. Under DistributedDataParallel only the last backward
+        all-reduces."""
+        outputs = []
+        for index, batch in enumerate(batches):
+            last = index == len(batches) - 1
+            with (nullcontext() if last else no_sync(self.compute_loss)):
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    output = self.compute_loss(batch, self.carry)
+                (output.loss if len(batches) == 1 else output.loss / len(batches)).backward()
+            self.carry = output.carry.detach() if output.carry is not None else None
+            outputs.append(output)
         if self.frozen_at is not None:
             for parameter in self.frozen_at(step):
                 parameter.grad = None  # the optimizer skips parameters without a gradient
@@ -237,7 +247,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.average is not None:
             self.average.update()
-        return output
+        return outputs
 
     def _set_lr(self, step: int, elapsed: float) -> None:
         fractions = []
@@ -332,6 +342,18 @@ class Trainer:
         self.log.write({"event": "interrupted", "step": self.position.step, "signal": received.name})
         raise Interrupted(f"{received.name} at step {self.position.step}: checkpoint written to {self.run_dir}; "
                           f"continue with --out {self.run_dir} --resume", EXIT_CODES[received])
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items; the last may be shorter."""
+    iterator = iter(items)
+    while group := list(itertools.islice(iterator, size)):
+        yield group
+
+
+def no_sync(compute_loss):
+    """DistributedDataParallel's `no_sync()` (gradients kept local), or nothing outside it."""
+    return compute_loss.no_sync() if hasattr(compute_loss, "no_sync") else nullcontext()
 
 
 def fit_run(trainer: Trainer, *, resume: bool = False) -> TrainResult:

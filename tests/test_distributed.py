@@ -15,15 +15,18 @@ SAME_WORK = [*TINY_LM, "--set", "model.dropout=0", "--set", "train.max_steps=8",
              "--set", "train.log_every=2", "--set", "train.threads=1", "--set", "train.clip_norm=0"]
 
 
-def test_two_ranks_match_one_process_with_double_batch(shakespeare_slice, tmp_path):
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_two_ranks_match_one_process_with_double_batch(shakespeare_slice, tmp_path, accumulate):
+    """With train.accumulate 2 as well: each rank's gradients stay local until the group's last batch."""
     recipe = str(ROOT / "recipes" / "char-lm-shakespeare.yaml")
+    work = [*SAME_WORK, "--set", f"train.accumulate={accumulate}"]
     single = run_cli("train", recipe, "--data-dir", str(shakespeare_slice), "--out", str(tmp_path / "one"),
-                     *SAME_WORK, "--set", "train.batch_size=8")
+                     *work, "--set", "train.batch_size=8")
     assert single.returncode == 0, single.stderr
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                           "-m", "lstmnlp", "train", recipe, "--data-dir", str(shakespeare_slice),
-                          "--out", str(tmp_path / "two"), *SAME_WORK, "--set", "train.batch_size=4"],
+                          "--out", str(tmp_path / "two"), *work, "--set", "train.batch_size=4"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
     assert "(2 processes)" in two.stdout and two.stdout.count("training summary") == 1  # rank 0 alone prints

@@ -49,7 +49,8 @@ def steps_logged(out):
     return ([r["step"] for r in records if r["event"] == "train"], [r["step"] for r in records if r["event"] == "valid"])
 
 
-@pytest.mark.parametrize("extra", [[], ["--set", "train.average_decay=0.99"]], ids=["plain", "averaged"])
+@pytest.mark.parametrize("extra", [[], ["--set", "train.average_decay=0.99"], ["--set", "train.accumulate=3"]],
+                         ids=["plain", "averaged", "accumulated"])
 def test_killed_run_resumes_to_identical_weights(shakespeare_slice, tmp_path, extra):
     straight = run_cli(*lm_args(shakespeare_slice, tmp_path / "straight", *extra))
     assert straight.returncode == 0, straight.stderr
