@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from lstmnlp.cli_average import average
 from lstmnlp.cli_classify import classify, run_cross_validation
 from lstmnlp.cli_inspect import inspect, plot
 from lstmnlp.cli_translate import evaluate, translate
@@ -332,7 +333,7 @@ def score(
 
 # The other commands live beside their helpers; registered here, after train/generate/score, so
 # that `lstmnlp --help` lists them in the order a user meets them.
-for command in (translate, evaluate, classify, plot, inspect):
+for command in (translate, evaluate, classify, average, plot, inspect):
     app.command()(command)
 
 
