@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from lstmnlp.cli_io import console, read_input_lines, user_errors, write_output_lines
+from lstmnlp.cli_io import console, map_lines, user_errors
 from lstmnlp.errors import UserError
 
 
@@ -30,20 +30,20 @@ def classify(
     from lstmnlp.ensemble import classifier_labels, load_runs, predict_ensemble
 
     runs = load_runs(run_dirs, expected_task="classify")
-    lines = read_input_lines(input)
     if output is not None and not output.parent.exists():
         raise UserError(f"{output.parent}: output directory does not exist")
     labels = classifier_labels(runs)
-    probabilities = predict_ensemble(runs, lines, batch_size=batch_size, use_nbsvm=nbsvm)
-    rendered = []
-    for row in probabilities.tolist():
-        best = labels[max(range(len(row)), key=row.__getitem__)]
-        if json_output:
-            rendered.append(json.dumps({"label": best, "probabilities": dict(zip(labels, (round(p, 6) for p in row)))},
-                                       ensure_ascii=False))
-        else:
-            rendered.append(best)
-    write_output_lines(output, rendered)
+
+    def render(lines: list[str]) -> list[str]:
+        rendered = []
+        for row in predict_ensemble(runs, lines, batch_size=batch_size, use_nbsvm=nbsvm).tolist():
+            best = labels[max(range(len(row)), key=row.__getitem__)]
+            probabilities = dict(zip(labels, (round(p, 6) for p in row)))
+            rendered.append(json.dumps({"label": best, "probabilities": probabilities}, ensure_ascii=False)
+                            if json_output else best)
+        return rendered
+
+    map_lines(input, output, render)
 
 
 def read_gold(loaded, input: Path, labels: Optional[Path]) -> tuple[list[str], list[str]]:

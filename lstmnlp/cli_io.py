@@ -84,3 +84,20 @@ def write_output_lines(path: Optional[Path], lines: list[str]) -> None:
     atomic_write_text(path, text)
 
 
+
+
+def map_lines(input: Optional[Path], output: Optional[Path], render: Callable[[list[str]], list[str]], *,
+              interactive: bool = True) -> None:
+    """Write `render(lines)` for the input lines. Typed at a terminal (stdin a terminal, no
+    --input or --output), each line is answered as soon as Enter is pressed, as in
+    fairseq-interactive and JoeyNMT's interactive mode; Ctrl-D ends."""
+    if not (interactive and input is None and output is None and sys.stdin.isatty()):
+        write_output_lines(output, render(read_input_lines(input)))
+        return
+    error_console.print("[dim]one text a line, answered at Enter; Ctrl-D ends[/dim]", highlight=False)
+    for number, data in enumerate(iter(sys.stdin.buffer.readline, b""), start=1):
+        try:
+            line = data.decode("utf-8").removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError:
+            raise UserError(f"<stdin>:{number}: not valid UTF-8") from None
+        write_output_lines(None, render([line]))

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from lstmnlp.cli_classify import evaluate_classifier
-from lstmnlp.cli_io import (check_no_repeat_ngram_size, console, error_console, read_input_lines, user_errors,
-                            write_output_lines)
+from lstmnlp.cli_io import check_no_repeat_ngram_size, console, error_console, map_lines, user_errors
 from lstmnlp.config import SEQ2SEQ_TASKS
 from lstmnlp.errors import UserError
 
@@ -60,33 +59,38 @@ def translate(
     if save_attention is not None and loaded.config.model.attention == "none":
         raise UserError(f"--save-attention: {loaded.run_dir} has no attention (model.attention: none)")
     loaded.model = apply_quantize(loaded.model, quantize)
-    lines = read_input_lines(input)
     if save_attention is not None and not save_attention.parent.exists():
         raise UserError(f"{save_attention.parent}: output directory does not exist")
     if output is not None and not output.parent.exists():
         raise UserError(f"{output.parent}: output directory does not exist")
     device = next(loaded.model.parameters()).device
     bf16 = not quantize and decode_in_bf16(precision, 1 if sampling else beam_size, batch_size, device)
-    results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines, beam_size=beam_size,
-                              batch_size=batch_size, alpha=length_penalty, max_length_ratio=max_length_ratio,
-                              nbest=nbest, max_source_length=4 * loaded.config.data.max_length,
-                              no_repeat_ngram_size=no_repeat_ngram_size, sampling=sampling, bf16=bf16,
-                              warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
-                                                                    highlight=False))
-    if save_attention is not None:
-        import json
 
-        from lstmnlp.checkpoint import atomic_write_text
-        from lstmnlp.translation import attention_records
+    def render(lines: list[str]) -> list[str]:
+        results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines,
+                                  beam_size=beam_size, batch_size=batch_size, alpha=length_penalty,
+                                  max_length_ratio=max_length_ratio, nbest=nbest,
+                                  max_source_length=4 * loaded.config.data.max_length,
+                                  no_repeat_ngram_size=no_repeat_ngram_size, sampling=sampling, bf16=bf16,
+                                  warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
+                                                                        highlight=False))
+        if save_attention is not None:
+            _write_attention(loaded, lines, [candidates[0][0] for candidates in results], save_attention)
+        return [f"{score:.4f}\t{text}" if scores else text
+                for candidates in results for text, score in candidates[:nbest]]
 
-        records = attention_records(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines,
-                                    [candidates[0][0] for candidates in results])
-        atomic_write_text(save_attention, json.dumps(records, ensure_ascii=False) + "\n")
-    rendered = []
-    for candidates in results:
-        for text, score in candidates[:nbest]:
-            rendered.append(f"{score:.4f}\t{text}" if scores else text)
-    write_output_lines(output, rendered)
+    map_lines(input, output, render, interactive=save_attention is None)
+
+
+def _write_attention(loaded, lines: list[str], translations: list[str], path: Path) -> None:
+    """`--save-attention`: the best translations' attention matrices as one JSON file."""
+    import json
+
+    from lstmnlp.checkpoint import atomic_write_text
+    from lstmnlp.translation import attention_records
+
+    records = attention_records(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines, translations)
+    atomic_write_text(path, json.dumps(records, ensure_ascii=False) + "\n")
 
 
 def sampling_options(temperature: float, top_k: int, top_p: float, seed: int | None):

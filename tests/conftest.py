@@ -32,6 +32,31 @@ def run_cli(*args: str, cwd: Path | None = None, stdin: str | bytes | None = Non
                                        process.stderr.decode("utf-8", "replace"))
 
 
+def answers_at_terminal(*args: str, lines: list[str], timeout: float = 120) -> list[str]:
+    """Run `python -m lstmnlp ARGS` with a terminal as stdin, as a user typing: each line is typed
+    only once the answer to the one before it has come (one stdout line), then Ctrl-D."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "lstmnlp", *args], stdin=slave, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    os.close(slave)
+    answers = []
+    try:
+        for line in lines:
+            os.write(master, (line + "\n").encode("utf-8"))
+            ready, _, _ = select.select([process.stdout], [], [], timeout)
+            assert ready, f"no answer to {line!r} while the terminal stays open"
+            answers.append(process.stdout.readline().decode("utf-8").removesuffix("\n"))
+        os.write(master, b"\x04")  # Ctrl-D at the start of a line: end of input
+        assert process.wait(timeout) == 0, process.stderr.read().decode("utf-8", "replace")
+    finally:
+        process.kill()
+        os.close(master)
+    return answers
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """Exit code 2, one line on stderr containing every fragment, no traceback."""
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, assert_user_error, require_data, run_cli
+from conftest import ROOT, answers_at_terminal, assert_user_error, require_data, run_cli
 
 TINY_CLS = ["--set", "model.embedding_dim=16", "--set", "model.hidden_size=16", "--set", "tokenizer.vocab_size=400",
             "--set", "train.batch_size=16", "--set", "train.max_steps=40", "--set", "train.eval_every=20",
@@ -66,6 +66,8 @@ def test_classify_keeps_order_and_json_probabilities(sst2_run):
     reversed_text = "\n".join(reversed(texts.splitlines())) + "\n"
     backwards = run_cli("classify", str(sst2_run), "--batch-size", "1", stdin=reversed_text)
     assert backwards.stdout.splitlines() == list(reversed(labels))
+    typed = answers_at_terminal("classify", str(sst2_run), "--json", lines=texts.splitlines())
+    assert [json.loads(answer)["label"] for answer in typed] == labels  # at a terminal: answered line by line
 
 
 def test_evaluate_on_trees_and_on_label_file(sst2_run, sst_slice, tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, assert_user_error, require_data, run_cli
+from conftest import ROOT, answers_at_terminal, assert_user_error, require_data, run_cli
 
 TINY_MT = ["--set", "model.embedding_dim=16", "--set", "model.hidden_size=16", "--set", "model.num_layers=1",
            "--set", "model.decoder_hidden_size=32", "--set", "tokenizer.vocab_size=300",
@@ -64,6 +64,14 @@ def test_translate_keeps_order_and_empty_lines(tiny_mt_run):
     assert len(lines) == 4 and lines[1] == "" and lines[3] == ""
     batch_one = run_cli("translate", str(tiny_mt_run), "--beam-size", "3", "--batch-size", "1", stdin=text)
     assert batch_one.stdout == result.stdout
+
+
+def test_translate_at_a_terminal_answers_each_line(tiny_mt_run):
+    """Typed at a terminal, each sentence is translated at Enter (fairseq-interactive), as from a file."""
+    sentences = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee."]
+    answers = answers_at_terminal("translate", str(tiny_mt_run), "--beam-size", "3", lines=sentences)
+    piped = run_cli("translate", str(tiny_mt_run), "--beam-size", "3", stdin="\n".join(sentences) + "\n")
+    assert answers == piped.stdout.splitlines() and len(answers) == 2
 
 
 def test_translate_no_repeat_ngram_size(tiny_mt_run, monkeypatch, tmp_path):
