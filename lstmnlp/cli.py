@@ -85,9 +85,9 @@ def train(
         from lstmnlp.language_modeling import train_language_model as train_task
     if cv and config.task != "classify":
         raise UserError("--cv is for classification recipes (task: classify)")
-    from lstmnlp.precision import pick_device, use_bf16
+    from lstmnlp.precision import autocast_dtype, pick_device
 
-    use_bf16(config.train.precision, pick_device(config.train.device))  # refused before a run directory exists
+    autocast_dtype(config.train.precision, pick_device(config.train.device))  # refused before a run directory exists
 
     world = init_world()  # torchrun: one process per rank; rank 0 alone writes and prints
     if world.active:

@@ -168,7 +168,7 @@ class TrainConfig:
     eval_streams: int = 16  # parallel streams when validating an LM; 1 scores exactly as `lstmnlp score`
     patience: int = 0  # validations without improvement before stopping; 0 = never
     keep_last: int = 0  # also keep the N latest checkpoints as checkpoints/step-NNNNNNN.safetensors
-    precision: str = "auto"  # auto (bf16 where the hardware has it natively) | fp32 | bf16 (autocast)
+    precision: str = "auto"  # auto (bf16 where the hardware has it natively) | fp32 | bf16 | fp16 (CUDA, scaled)
     log_every: int = 20  # steps between log lines when not on a terminal
     threads: int = 0  # torch CPU threads; 0 = torch's default
     device: str = "auto"  # auto | cpu | cuda
@@ -189,7 +189,7 @@ class TrainConfig:
                "must be one of adam, adamw, sgd")
         _check(self.schedule in ("constant", "cosine", "linear", "plateau"), "train.schedule",
                "must be one of constant, cosine, linear, plateau")
-        _check(self.precision in ("auto", "fp32", "bf16"), "train.precision", "must be auto, fp32 or bf16")
+        _check(self.precision in ("auto", "fp32", "bf16", "fp16"), "train.precision", "must be auto, fp32, bf16 or fp16")
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda")
         _check(0 < self.plateau_factor < 1, "train.plateau_factor", "must lie between 0 and 1")
         _check(0 <= self.min_lr_ratio <= 1, "train.min_lr_ratio", "must lie between 0 and 1")

@@ -1,4 +1,4 @@
-"""Where and in what precision to compute: the device, and whether to autocast to bf16.
+"""Where and in what precision to compute: the device, and whether to autocast to bf16 or fp16.
 
 Shared by training (the Trainer) and decoding (`translate --precision`), so that both make the
 same choice and a CPU that cannot run bf16 is refused in one place.
@@ -38,3 +38,15 @@ def use_bf16(precision: str, device: torch.device) -> bool:
         raise UserError("precision bf16: this CPU has no native bf16 (AVX-512 BF16 or AMX), and "
                         "PyTorch's LSTM kernel cannot run bf16 without it; use auto or fp32")
     return precision == "bf16" or native
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Training's autocast type for `train.precision`, None for fp32. `fp16` (with a gradient
+    scaler, for GPUs without fast bf16) is refused on a CPU, where PyTorch's LSTM kernel has no
+    fp16 path."""
+    if precision == "fp16":
+        if device.type == "cpu":
+            raise UserError("precision fp16 is for CUDA GPUs: PyTorch's CPU LSTM kernel cannot run fp16; "
+                            "use auto or fp32")
+        return torch.float16
+    return torch.bfloat16 if use_bf16(precision, device) else None

@@ -25,7 +25,7 @@ from lstmnlp.config import TrainConfig
 from lstmnlp.device_batches import one_ahead, to_device
 from lstmnlp.distributed import World, any_rank, barrier, wrap
 from lstmnlp.errors import Interrupted
-from lstmnlp.precision import pick_device, use_bf16
+from lstmnlp.precision import autocast_dtype, pick_device
 from lstmnlp.train_state import (EXIT_CODES, MetricsLog, StopSignals, capture_rng, cut_metrics, load_state,
                                  peak_rss_mb, restore_rng)
 
@@ -145,7 +145,9 @@ class Trainer:
         self.meta = meta  # meta.json contents, rewritten with the best step at every checkpoint
         self.frozen_at = frozen_at  # step -> parameters left untouched at that step (gradual unfreezing)
         self.optimizer = make_optimizer(model, config, lr_scales)
-        self.bf16 = use_bf16(config.precision, self.device)
+        self.autocast = autocast_dtype(config.precision, self.device)  # bf16, fp16 or None (fp32)
+        # fp16 gradients underflow without loss scaling (Micikevicius et al. 2018); bf16 needs none.
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.autocast == torch.float16 else None
         self.log = MetricsLog(self.run_dir / checkpoint.METRICS, enabled=self.world.is_main)
         self.move_batch = to_device(self.device)  # CUDA: pinned memory, non-blocking copies
         self.compute_loss: Callable = model.loss  # model.loss, or its DistributedDataParallel wrapper
@@ -233,21 +235,32 @@ class Trainer:
         for index, batch in enumerate(batches):
             last = index == len(batches) - 1
             with (nullcontext() if last else no_sync(self.compute_loss)):
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                with self._autocast():
                     output = self.compute_loss(batch, self.carry)
-                (output.loss if len(batches) == 1 else output.loss / len(batches)).backward()
+                loss = output.loss if len(batches) == 1 else output.loss / len(batches)
+                (loss if self.scaler is None else self.scaler.scale(loss)).backward()
             self.carry = output.carry.detach() if output.carry is not None else None
             outputs.append(output)
         if self.frozen_at is not None:
             for parameter in self.frozen_at(step):
                 parameter.grad = None  # the optimizer skips parameters without a gradient
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients
         if self.config.clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_norm)
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:  # skips the step when a gradient overflowed, and adapts the scale
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         if self.average is not None:
             self.average.update()
         return outputs
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast or torch.bfloat16,
+                              enabled=self.autocast is not None)
 
     def _set_lr(self, step: int, elapsed: float) -> None:
         fractions = []
@@ -268,7 +281,7 @@ class Trainer:
         """Validate, log, keep the best weights, checkpoint; True when early stopping says stop."""
         step = self.position.step
         with self._averaged():  # validated and kept as best: the averaged weights, if any
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            with self._autocast():
                 metrics = self.validate()
             value = metrics[self.metric]
             improved = self.best_value is None or (value > self.best_value if self.higher_is_better
@@ -311,7 +324,8 @@ class Trainer:
             # The weights again, inside the same atomic file: a kill between writing last.safetensors
             # and this file must not pair new weights with an old optimizer and position.
             "model": self.model.state_dict(),
-            "average": None if self.average is None else self.average.state()},
+            "average": None if self.average is None else self.average.state(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict()},
             self.run_dir / checkpoint.TRAINER_STATE)
         if self.meta is not None:
             checkpoint.write_meta(self.run_dir, {**self.meta, "step": position.step, "best_step": self.best_step,
@@ -328,6 +342,8 @@ class Trainer:
         self.plateau_scale = state["plateau_scale"]
         self.carry = None if state["carry"] is None else tuple(t.to(self.device) for t in state["carry"])
         restore_rng(state["rng"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         if self.world.is_main:
             cut_metrics(self.run_dir / checkpoint.METRICS, self.position.step)
         return state.get("average")

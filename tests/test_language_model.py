@@ -198,3 +198,16 @@ def test_bf16_refused_on_a_cpu_without_it(monkeypatch, tmp_path):
     assert result.exit_code == 2
     assert "no native bf16" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_fp16_refused_on_a_cpu(tmp_path):
+    """fp16 autocast with loss scaling is for CUDA GPUs; on a CPU: one line, exit 2, no run directory."""
+    from typer.testing import CliRunner
+
+    from lstmnlp.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--set", "train.precision=fp16", "--set", "train.device=cpu",
+                                      "--set", "train.max_steps=1", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "fp16 is for CUDA" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
