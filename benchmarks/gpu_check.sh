@@ -6,7 +6,7 @@
 #      goal at most 1.35 nats/char on the last 10 % of tiny shakespeare).
 # Needs torch with CUDA and lstmnlp's dependencies importable, and the data (DATA, default
 # ../shared/data; carry a copy of tinyshakespeare/, multi30k/, mr-polarity/ where it is absent).
-#   3. a 30-second fp16 run (train.precision: fp16, loss scaling) to see that it learns.
+#   3. a 20-second fp16 run (train.precision: fp16, loss scaling) to see that it learns.
 # About 9.5 minutes: run it with a limit of 600 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ timeout 400 python3 -m lstmnlp train recipes/char-lm-shakespeare-gpu.yaml --data
   --out "$WORK/char-lm-gpu" | tail -n 25 | tee "$WORK/train.txt"
 grep '"valid"' "$WORK/char-lm-gpu/metrics.jsonl" | tail -n 3
 # 3. fp16 with loss scaling (train.precision: fp16) trains too: a short run, its last validations.
-timeout 60 python3 -m lstmnlp train recipes/char-lm-shakespeare-gpu.yaml --data-dir "$DATA/tinyshakespeare" \
-  --out "$WORK/char-lm-fp16" --set train.precision=fp16 --set train.max_time=30 --set train.eval_every=100 \
+timeout 45 python3 -m lstmnlp train recipes/char-lm-shakespeare-gpu.yaml --data-dir "$DATA/tinyshakespeare" \
+  --out "$WORK/char-lm-fp16" --set train.precision=fp16 --set train.max_time=20 --set train.eval_every=100 \
   | tail -n 5 || true
 grep '"valid"' "$WORK/char-lm-fp16/metrics.jsonl" | tail -n 2 || true
