@@ -205,7 +205,7 @@ def attach_nbsvm(run_dir: Path, model, tokenizer: Tokenizer, data: tuple[Labeled
     return nbsvm, figures
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def validation_metrics(model, batches, labels: list[str], device) -> dict[str, float]:
     model.eval()
     total, count, gold, predicted = 0.0, 0, [], []
@@ -221,7 +221,7 @@ def validation_metrics(model, batches, labels: list[str], device) -> dict[str, f
     return {"valid_loss": total / max(count, 1), "valid_accuracy": scores.accuracy, "valid_macro_f1": scores.macro_f1}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model, tokenizer: Tokenizer, texts: Sequence[str], *, max_length: int,
             batch_size: int = 64) -> torch.Tensor:
     """(N, C) class probabilities of `texts` as given (a run's casing is applied by the caller),

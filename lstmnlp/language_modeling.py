@@ -124,7 +124,7 @@ def validation_metrics(model, valid_ids: torch.Tensor, *, streams: int,
     return {"valid_loss": total / count, "valid_ppl": math.exp(min(total / count, 50.0))}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def prime(model, tokenizer: Tokenizer, prompt: str, *, backward: bool = False) -> tuple[torch.Tensor, object]:
     """Feed all but the last prompt token; return (last token (1,), state). An empty prompt
     starts after a line break; a `backward` model reads the prompt from its end, which ends a line."""
@@ -137,7 +137,7 @@ def prime(model, tokenizer: Tokenizer, prompt: str, *, backward: bool = False) -
     return ids[-1:].to(device), state
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, temperature: float = 1.0,
                   top_k: int = 0, top_p: float = 1.0, seed: int | None = None, no_repeat_ngram_size: int = 0,
                   on_text: Callable[[str], None] | None = None, backward: bool = False) -> str:
@@ -171,7 +171,7 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
     return text
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_generate(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, beam_size: int,
                   nbest: int = 1, no_repeat_ngram_size: int = 0, backward: bool = False) -> list[tuple[str, float]]:
     """The most likely continuations of `prompt` of exactly `max_tokens` tokens, by beam search
@@ -193,7 +193,7 @@ def with_prompt(prompt: str, text: str, *, backward: bool) -> str:
     return text + prompt if backward else prompt + text
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score_lines(model, tokenizer: Tokenizer, lines: Sequence[str], *, backward: bool = False,
                 batch_size: int = 64) -> list[dict]:
     """Each line scored on its own, after a line break as a line starts in training, its own
@@ -240,7 +240,7 @@ class ScoreResult:
         return result
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score_text(model, tokenizer: Tokenizer, text: str, *, backward: bool = False) -> ScoreResult:
     """Negative log-likelihood of `text` read from its start, line breaks included (`backward`:
     from its end, after a line break, back to the line break before it: as many tokens when the

@@ -108,7 +108,7 @@ def windows(streams: torch.Tensor, bptt: int, offset: int = 0) -> Iterator[Langu
         yield LanguageModelBatch(streams[:, start:end], streams[:, start + 1:end + 1])
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_stream(model: LanguageModel, stream: torch.Tensor, *, num_streams: int = 1,
                     bptt: int = 512, device: torch.device | None = None) -> tuple[float, int]:
     """Summed negative log-likelihood (nats) and token count of predicting `stream` from its start.

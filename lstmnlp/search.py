@@ -66,7 +66,7 @@ def block_repeated_ngrams(log_probs: torch.Tensor, history: torch.Tensor, size: 
     return torch.where(stuck, log_probs, blocked)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
            generator: torch.Generator | None = None, no_repeat_ngram_size: int = 0,
@@ -83,7 +83,7 @@ def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_token
                  on_tokens=on_tokens, scored=False)[0]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_scored(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
                   generator: torch.Generator | None = None,
@@ -132,7 +132,7 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam_size: int,
                 max_lengths: torch.Tensor | int, eos_id: int | None = None, alpha: float = 0.0,
                 nbest: int = 1, no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:

@@ -190,7 +190,7 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
                                    f"{valid_sources[0]}\n-> {example}\n(reference: {valid_targets[0]})")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def validation_metrics(model, batches, sources, references, pairs, source_tokenizer, target_tokenizer,
                        config: ExperimentConfig, device) -> dict[str, float]:
     """Validation loss per target token, and greedy BLEU/chrF against the raw references."""
@@ -209,7 +209,7 @@ def validation_metrics(model, batches, sources, references, pairs, source_tokeni
             "valid_chrf": scores.chrf}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, lines: Sequence[str], *,
                     beam_size: int = 5, batch_size: int = 64, alpha: float = 1.0, max_length_ratio: float = 1.5,
                     nbest: int = 1, fast_greedy: bool = False, max_source_length: int = 0,
@@ -295,7 +295,7 @@ def _sampled(model, state, starts: torch.Tensor, limits: torch.Tensor, count: in
     return [sorted(drawn, key=lambda h: h.normalized_score, reverse=True) for drawn in hypotheses]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def attention_records(model, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, lines: Sequence[str],
                       translations: Sequence[str]) -> list[dict]:
     """Attention matrices of each (source, translation) pair, recomputed by one teacher-forced pass.
