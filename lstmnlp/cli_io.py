@@ -84,8 +84,6 @@ def write_output_lines(path: Optional[Path], lines: list[str]) -> None:
     atomic_write_text(path, text)
 
 
-
-
 def map_lines(input: Optional[Path], output: Optional[Path], render: Callable[[list[str]], list[str]], *,
               interactive: bool = True) -> None:
     """Write `render(lines)` for the input lines. Typed at a terminal (stdin a terminal, no
