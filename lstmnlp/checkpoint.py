@@ -108,6 +108,21 @@ def keep_step_copy(run_dir: Path, step: int, keep: int) -> None:
         old.unlink()
 
 
+def ready_to_train(folder: Path) -> bool:
+    """Whether `folder` holds a stopped run to resume (its trainer state). A folder stopped before
+    its first checkpoint is removed (nothing in it to keep); weights without a trainer state are
+    refused rather than overwritten."""
+    import shutil
+
+    if (folder / TRAINER_STATE).is_file():
+        return True
+    if folder.is_dir():
+        if any(folder.glob("*.safetensors")):
+            raise UserError(f"{folder}: weights without a trainer state; move it away to train it again")
+        shutil.rmtree(folder)
+    return False
+
+
 def git_commit() -> str | None:
     """The commit of the lstmnlp source tree, when it is a git checkout."""
     import subprocess

@@ -1,5 +1,5 @@
-"""Classification runs: training (with optional LM transfer), prediction, evaluation, and
-k-fold cross-validation.
+"""Classification runs: training (with optional LM transfer), prediction and evaluation
+(k-fold cross-validation: cross_validation.py).
 
 The library functions behind `lstmnlp train` (task classify), `lstmnlp classify` and
 `lstmnlp evaluate RUN_DIR --labels F`.
@@ -7,9 +7,7 @@ The library functions behind `lstmnlp train` (task classify), `lstmnlp classify`
 
 from __future__ import annotations
 
-import json
 import shutil
-import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +16,7 @@ from typing import Callable, Sequence
 import torch
 
 from lstmnlp import checkpoint
-from lstmnlp.classification_data import (Example, collate, encode_texts, hold_out, label_names, make_batches,
-                                         read_split, stratified_folds, subset, train_and_valid)
+from lstmnlp.classification_data import Example, collate, encode_texts, label_names, make_batches, train_and_valid
 from lstmnlp.config import ExperimentConfig, dump_yaml
 from lstmnlp.ensemble import classifier_labels, load_runs, predict_ensemble
 from lstmnlp.distributed import World, epoch_shard, main_then_others
@@ -42,15 +39,6 @@ class ClassifierTrainSummary:
     sample: str
     labels: list[str]
     nbsvm: dict[str, float] | None = None  # validation figures of the mixed-in NBSVM
-
-
-@dataclass
-class CrossValidationSummary:
-    run_dir: Path
-    fold_accuracies: list[float]
-    mean: float
-    stdev: float
-    elapsed_s: float
 
 
 def prepare_tokenizer(config: ExperimentConfig, texts: Sequence[str], run_dir: Path) -> Tokenizer:
@@ -250,41 +238,3 @@ def evaluate_run(runs: Sequence[checkpoint.LoadedRun], texts: Sequence[str],
         raise UserError(f"label {unknown[0]!r} is not one of the run's labels ({', '.join(labels)})")
     probabilities = predict_ensemble(runs, texts, use_nbsvm=use_nbsvm)
     return classification_scores([index[label] for label in gold_labels], probabilities.argmax(-1).tolist(), labels)
-
-
-def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, log: Callable[[str], None] = print,
-                   make_reporter: Callable[[], Reporter | None] = lambda: None) -> CrossValidationSummary:
-    """Stratified k-fold cross-validation: fold i tests a model trained on the others (model
-    selection on a held-out `data.valid_fraction` of them), each fold a run in `run_dir/fold-NN`."""
-    import time
-
-    from lstmnlp.ensemble_training import train_members
-
-    if folds < 2:
-        raise UserError("--cv needs at least 2 folds")
-    started = time.perf_counter()
-    everything = read_split(config, config.data.train, training=True)
-    parts = stratified_folds(everything.labels, folds, config.train.seed)
-    accuracies = []
-    for number, test_indices in enumerate(parts, start=1):
-        held = set(test_indices)
-        rest = subset(everything, [i for i in range(len(everything.texts)) if i not in held], f"folds except {number}")
-        test = subset(everything, test_indices, f"fold {number}")
-        fold_dir = run_dir / f"fold-{number:02d}"
-        fold_dir.mkdir()
-        log(f"fold {number}/{folds}: {len(rest.texts):,} training, {len(test.texts):,} test examples")
-        split = hold_out(rest, config.data.valid_fraction, config.train.seed)
-        if config.train.ensemble > 1:
-            train_members(config, fold_dir, lambda *args, **kwargs: train_classifier(
-                *args, reporter=make_reporter(), **kwargs), log=log, data=split)
-        else:
-            train_classifier(config, fold_dir, reporter=make_reporter(), log=log, data=split)
-        scores = evaluate_run(load_runs([fold_dir], expected_task="classify"), test.texts, test.labels)
-        accuracies.append(scores.accuracy)
-        log(f"fold {number}/{folds}: test accuracy {scores.accuracy:.2f}%  macro-F1 {scores.macro_f1:.2f}")
-    mean, stdev = statistics.mean(accuracies), statistics.stdev(accuracies)
-    summary = CrossValidationSummary(run_dir, accuracies, mean, stdev, time.perf_counter() - started)
-    checkpoint.atomic_write_text(run_dir / "cv.json", json.dumps(
-        {"folds": folds, "accuracies": accuracies, "mean": mean, "stdev": stdev,
-         "elapsed_s": round(summary.elapsed_s, 1)}, indent=2) + "\n")
-    return summary

@@ -64,12 +64,13 @@ def train(
     if resume:
         from lstmnlp.checkpoint import resumable_config
 
-        if out is None or cv:
-            raise UserError("--resume needs --out RUN_DIR (and works on single runs, not --cv)")
+        if out is None:
+            raise UserError("--resume needs --out RUN_DIR")
         config = resumable_config(out, recipe, overrides)
         from lstmnlp.ensemble_training import check_resume
 
-        check_resume(out, config)
+        if not cv:  # a cross-validation checks its folds itself
+            check_resume(out, config)
     else:
         config = load_config(recipe or DEFAULT_RECIPE, overrides)
     from lstmnlp.distributed import init_world, launch_ranks, refuse_several_processes
@@ -112,7 +113,7 @@ def _train_into(config, run_dir: Path, train_task, *, cv: int, resume: bool, wor
 
     if cv:
         run_cross_validation(config, run_dir, cv, lambda: make_reporter(
-            console, max_steps=config.train.max_steps, max_time=config.train.max_time))
+            console, max_steps=config.train.max_steps, max_time=config.train.max_time), resume)
         return
     if config.train.ensemble > 1:
         _train_ensemble(config, run_dir, train_task, resume)

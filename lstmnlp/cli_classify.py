@@ -94,11 +94,11 @@ def evaluate_classifier(run_dirs: list[Path], input: Optional[Path], labels: Opt
     console.print(table)
 
 
-def run_cross_validation(config, run_dir: Path, folds: int, make_reporter) -> None:
-    """`lstmnlp train RECIPE --cv K`: train K folds and print their test accuracies."""
-    from lstmnlp.classification import cross_validate
+def run_cross_validation(config, run_dir: Path, folds: int, make_reporter, resume: bool = False) -> None:
+    """`lstmnlp train RECIPE --cv K [--resume]`: train K folds and print their test accuracies."""
+    from lstmnlp.cross_validation import cross_validate
 
-    summary = cross_validate(config, run_dir, folds, make_reporter=make_reporter,
+    summary = cross_validate(config, run_dir, folds, resume=resume, make_reporter=make_reporter,
                              log=lambda text: console.print(text, highlight=False))
     table = Table(title=f"{folds}-fold cross-validation")
     table.add_column("fold")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +36,10 @@ def member_dir(run_dir: Path, number: int) -> Path:
 
 
 def check_resume(run_dir: Path, config: ExperimentConfig) -> None:
-    """`--resume` keeps a run what it is: an ensemble stays one, a single run stays single."""
+    """`--resume` keeps a run what it is: an ensemble stays one, a single run stays single, a
+    cross-validation (its folds in fold-NN) resumes only with --cv."""
+    if any(run_dir.glob("fold-*")):
+        raise UserError(f"{run_dir} is a cross-validation: resume it with --cv K --resume")
     ensemble = member_dir(run_dir, 1).is_dir() or (run_dir / checkpoint.ENSEMBLE).is_file()
     if ensemble != (config.train.ensemble > 1):
         what = ("an ensemble; resume it with train.ensemble of 2 or more" if ensemble
@@ -73,11 +75,7 @@ def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[.
         folder = member_dir(run_dir, number)
         if folder.name in finished:
             continue
-        stopped = (folder / checkpoint.TRAINER_STATE).is_file()
-        if folder.is_dir() and not stopped:
-            if any(folder.glob("*.safetensors")):
-                raise UserError(f"{folder}: weights without a trainer state; move it away to train it again")
-            shutil.rmtree(folder)  # stopped before its first checkpoint: nothing in it to keep
+        stopped = checkpoint.ready_to_train(folder)
         folder.mkdir(exist_ok=True)
         member = member_config(config, number, member_dir(run_dir, 1))
         log(f"ensemble member {number}/{count} (seed {member.train.seed}): {folder}"

@@ -126,7 +126,7 @@ def fit_nbsvm(texts: Sequence[str], labels: Sequence[int], num_classes: int, *, 
     grams = [text_ngrams(text, order, char_order) for text in texts]  # once: the vocabulary and the features
     vocabulary: dict[str, int] = {}
     for found in grams:
-        for gram in found:
+        for gram in sorted(found):  # not set order, which changes with each process's hash seed
             vocabulary.setdefault(gram, len(vocabulary))
     model = NBSVM(order, vocabulary, torch.zeros(len(vocabulary), num_classes), torch.zeros(num_classes),
                   char_order=char_order)
@@ -151,7 +151,7 @@ def _indicators(grams: Sequence[set[str]], vocabulary: dict[str, int]) -> torch.
     """(N, V) sparse binary indicators of each text's n-grams that `vocabulary` holds."""
     rows, columns = [], []
     for row, found in enumerate(grams):
-        known = [vocabulary[gram] for gram in found if gram in vocabulary]
+        known = sorted(vocabulary[gram] for gram in found if gram in vocabulary)  # sums in one order
         rows.extend([row] * len(known))
         columns.extend(known)
     indices = torch.tensor([rows, columns], dtype=torch.long).reshape(2, -1)

@@ -105,6 +105,40 @@ def test_sst5_phrases_and_cross_validation(sst_slice, mr_slice, tmp_path):
     assert all((tmp_path / "mr" / f"fold-0{k}" / "model.safetensors").is_file() for k in (1, 2, 3))
 
 
+def test_stopped_cross_validation_resumes_to_the_same_accuracies(mr_slice, tmp_path):
+    """SIGINT in fold 2 of 3, then --resume: fold 1 is kept, fold 2 resumes from its checkpoint,
+    fold 3 is trained; the accuracies equal an uninterrupted run's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice), "--cv", "3", *TINY_CLS,
+            "--set", "train.max_steps=150", "--set", "train.eval_every=10", "--set", "train.threads=1"]
+    straight = run_cli(*args, "--out", str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr
+    stopped = tmp_path / "stopped"
+    process = subprocess.Popen([sys.executable, "-m", "lstmnlp", *args, "--out", str(stopped)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (stopped / "fold-02" / "trainer_state.pt").is_file():
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--cv 3 --resume" in stderr and "fold 2 of 3" in stderr
+    assert len(json.loads((stopped / "cv.json").read_text())["accuracies"]) == 1
+    assert_user_error(run_cli("train", "--out", str(stopped), "--resume"), "--cv K --resume")
+    assert_user_error(run_cli(*args, "--out", str(stopped), "--resume", "--cv", "4"), "--cv 3")
+    resumed = run_cli("train", "--out", str(stopped), "--cv", "3", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "fold 1/3: finished before" in resumed.stdout and "fold 2/3" in resumed.stdout
+    expected = json.loads((tmp_path / "straight" / "cv.json").read_text())
+    summary = json.loads((stopped / "cv.json").read_text())
+    assert summary["accuracies"] == expected["accuracies"] and summary["mean"] == expected["mean"]
+
+
 def test_transfer_from_language_model(mr_slice, tmp_path):
     corpus = tmp_path / "lm"
     corpus.mkdir()

@@ -125,3 +125,18 @@ def test_save_and_load_keep_margins(tmp_path):
     weights.write_bytes(weights.read_bytes()[:50])
     with pytest.raises(UserError, match="damaged NBSVM files"):
         load_nbsvm(tmp_path)
+
+
+def test_fit_and_margins_do_not_depend_on_the_hash_seed():
+    """Python's set order changes with each process's hash seed; the n-gram vocabulary and the
+    margins must not (a cross-validation's folds gave other accuracies from one run to the next)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, torch; from lstmnlp.nbsvm import fit_nbsvm; "
+              f"texts = {GOOD + BAD!r} * 3; model = fit_nbsvm(texts, ([1] * 5 + [0] * 5) * 3, 2, order=2, char_order=4); "
+              "sys.stdout.write(repr((list(model.vocabulary)[:50], model.margins(texts).tolist())))")
+    outputs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                              env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2", "3")}
+    assert len(outputs) == 1
