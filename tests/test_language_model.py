@@ -5,8 +5,9 @@ from lstmnlp.checkpoint import load_weights, save_weights
 from lstmnlp.config import ModelConfig, TrainConfig
 from lstmnlp.lm_data import TextStream, batchify, decode_ids, encode_text, text_beside, windows
 from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
+from lstmnlp.optimization import lr_factor
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
-from lstmnlp.train import Trainer, lr_factor
+from lstmnlp.train import Trainer
 
 from conftest import overfit
 
@@ -165,7 +166,7 @@ def test_cosine_schedule_with_warmup():
 
 
 def test_optimizer_takes_configured_beta2():
-    from lstmnlp.train import make_optimizer
+    from lstmnlp.optimization import make_optimizer
 
     model = torch.nn.Linear(3, 2)
     optimizer = make_optimizer(model, TrainConfig(optimizer="adamw", adam_beta2=0.99, weight_decay=0.1))
