@@ -49,6 +49,7 @@ def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, resum
     checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))  # what --resume reads
     everything = read_split(config, config.data.train, training=True)
     parts = stratified_folds(everything.labels, folds, config.train.seed)
+    ensemble = config.train.ensemble > 1  # each fold an ensemble of members
     for number, test_indices in enumerate(parts, start=1):
         if number <= len(progress["accuracies"]):
             log(f"fold {number}/{folds}: finished before, test accuracy {progress['accuracies'][number - 1]:.2f}%")
@@ -58,7 +59,6 @@ def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, resum
         rest = subset(everything, [i for i in range(len(everything.texts)) if i not in held], f"folds except {number}")
         test = subset(everything, test_indices, f"fold {number}")
         fold_dir = run_dir / f"fold-{number:02d}"
-        ensemble = config.train.ensemble > 1
         stopped = fold_dir.is_dir() if ensemble else checkpoint.ready_to_train(fold_dir)
         fold_dir.mkdir(exist_ok=True)
         log(f"fold {number}/{folds}: {len(rest.texts):,} training, {len(test.texts):,} test examples"
