@@ -112,7 +112,7 @@ class ClassifierRun:
 
 
 class TranslatorRun:
-    """A translation model (or an ensemble; an autoencoder reconstructs): `translate`."""
+    """A translation model (or an ensemble; an autoencoder reconstructs): `translate`, `score_lines`."""
 
     def __init__(self, run_dirs: Sequence[Path], quantize: str = "") -> None:
         from lstmnlp.ensemble import load_translation_ensemble
@@ -132,3 +132,12 @@ class TranslatorRun:
                                   max_length_ratio=max_length_ratio,
                                   max_source_length=4 * loaded.config.data.max_length)
         return [candidates[0][0] for candidates in results]
+
+    def score_lines(self, sources: Sequence[str], references: Sequence[str]) -> list[dict]:
+        """`lstmnlp score --input SOURCE --ref REFS --per-line`: how likely each reference is as
+        the translation of its source (tokens, nll, nll_per_token, perplexity), in input order."""
+        from lstmnlp.translation_scoring import score_translations
+
+        loaded = self.loaded
+        return score_translations(loaded.model, loaded.tokenizer, loaded.target_tokenizer, list(sources),
+                                  list(references), max_source_length=4 * loaded.config.data.max_length)

@@ -18,7 +18,7 @@ import torch
 from lstmnlp import checkpoint
 from lstmnlp.classification_data import Example, collate, encode_texts, label_names, make_batches, train_and_valid
 from lstmnlp.config import ExperimentConfig, dump_yaml
-from lstmnlp.ensemble import classifier_labels, load_runs, predict_ensemble
+from lstmnlp.ensemble import classifier_labels, predict_ensemble
 from lstmnlp.distributed import World, epoch_shard, main_then_others
 from lstmnlp.data import LabeledData, LoadReport
 from lstmnlp.errors import UserError

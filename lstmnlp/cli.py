@@ -16,9 +16,9 @@ from rich.table import Table
 from lstmnlp.cli_average import average
 from lstmnlp.cli_classify import classify, run_cross_validation
 from lstmnlp.cli_inspect import inspect, plot
+from lstmnlp.cli_score import score
 from lstmnlp.cli_translate import evaluate, translate
-from lstmnlp.cli_io import (check_no_repeat_ngram_size, console, error_console, read_input_lines, user_errors,
-                            write_output_lines)
+from lstmnlp.cli_io import check_no_repeat_ngram_size, console, error_console, user_errors
 from lstmnlp.cli_tokenize import tokenize_app
 from lstmnlp.errors import UserError
 
@@ -289,52 +289,9 @@ def _check_generate_options(max_tokens: int, temperature: float, top_k: int, top
         raise UserError("--num-samples cannot exceed --beam-size with beam search")
 
 
-@app.command()
-@user_errors
-def score(
-    run_dirs: list[Path] = typer.Argument(
-        ..., help="Run directory of a language model; several, or an ensemble run: their next-token "
-                  "probabilities averaged."),
-    input: Path = typer.Option(..., "--input", help="Text file to score."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    quantize: str = typer.Option("", "--quantize", help="int8: score with the int8-quantized model."),
-    per_line: bool = typer.Option(False, "--per-line", help="Score each line on its own: one JSON object "
-                                                           "a line, in input order."),
-) -> None:
-    """Perplexity of a text under a trained language model."""
-    import json
-
-    from lstmnlp.data import read_text
-    from lstmnlp.ensemble import load_language_model_ensemble
-    from lstmnlp.language_modeling import score_lines, score_text
-    from lstmnlp.quantize import apply_quantize
-
-    loaded = load_language_model_ensemble(run_dirs)
-    loaded.model = apply_quantize(loaded.model, quantize)
-    if per_line:
-        scores = score_lines(loaded.model, loaded.tokenizer, read_input_lines(input),
-                             backward=loaded.config.model.backward)
-        write_output_lines(None, [json.dumps(score) for score in scores])
-        return
-    result = score_text(loaded.model, loaded.tokenizer, read_text(input), backward=loaded.config.model.backward)
-    if json_output:
-        print(json.dumps(result.as_dict()))
-        return
-    table = Table(title=f"score of {input}")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("tokens", f"{result.tokens:,}")
-    table.add_row("nll per token (nats)", f"{result.nll_per_token:.4f}")
-    table.add_row("perplexity", f"{result.perplexity:.3f}")
-    if result.bits_per_char is not None:
-        table.add_row("bits per character", f"{result.bits_per_char:.4f}")
-    table.add_row("perplexity per word", f"{result.perplexity_per_word:.3f}")
-    console.print(table)
-
-
-# The other commands live beside their helpers; registered here, after train/generate/score, so
+# The other commands live beside their helpers; registered here, after train and generate, so
 # that `lstmnlp --help` lists them in the order a user meets them.
-for command in (translate, evaluate, classify, average, plot, inspect):
+for command in (score, translate, evaluate, classify, average, plot, inspect):
     app.command()(command)
 
 

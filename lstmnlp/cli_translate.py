@@ -176,9 +176,8 @@ def evaluate(
 
 
 def _run_task(run_dir: Path) -> str:
-    from lstmnlp.checkpoint import read_meta
-    from lstmnlp.ensemble import member_dirs
+    from lstmnlp.ensemble import run_task
 
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found (or use `evaluate bleu --hyp F --ref F`)")
-    return str(read_meta(member_dirs(run_dir)[0]).get("task"))
+    return run_task(run_dir)

@@ -119,6 +119,13 @@ def member_dirs(run_dir: Path) -> list[Path]:
     return [Path(run_dir) / name for name in names]
 
 
+def run_task(run_dir: Path) -> str:
+    """The task of a run, or of an ensemble run's members (`meta.json`)."""
+    if not Path(run_dir).is_dir():
+        raise UserError(f"{run_dir}: run directory not found")
+    return str(checkpoint.read_meta(member_dirs(run_dir)[0]).get("task"))
+
+
 def load_runs(run_dirs: Sequence[Path], *, expected_task: str | tuple[str, ...]) -> list[checkpoint.LoadedRun]:
     """Every member run of `run_dirs` (an ensemble directory counts as its members), loaded."""
     runs = [checkpoint.load_run(member, expected_task=expected_task)

@@ -21,6 +21,7 @@ from lstmnlp.config import DataConfig, ExperimentConfig, dump_yaml
 from lstmnlp.distributed import World, main_then_others
 from lstmnlp.data import load_hub_text, read_text, resolve_data_dir, split_tail
 from lstmnlp.errors import UserError
+from lstmnlp.metrics import ScoreResult, line_score
 from lstmnlp.lm_data import TextStream, batchify, encode_text, evaluate_stream, text_beside, windows
 from lstmnlp.models import build_model
 from lstmnlp.search import beam_search, sample
@@ -217,27 +218,8 @@ def score_lines(model, tokenizer: Tokenizer, lines: Sequence[str], *, backward: 
                                           reduction="none").cpu()  # (B, T-1)
         for row, line in enumerate(rows):
             count = len(sequences[line]) - 1  # the padding after a line's end is never scored
-            total = float(nll[row, :count].sum())
-            results[line] = {"tokens": count, "nll": total, "nll_per_token": total / count,
-                             "perplexity": math.exp(min(total / count, 50.0))}
+            results[line] = line_score(float(nll[row, :count].sum()), count)
     return results
-
-
-@dataclass
-class ScoreResult:
-    tokens: int
-    nll_per_token: float
-    perplexity: float
-    words: int
-    perplexity_per_word: float
-    bits_per_char: float | None
-
-    def as_dict(self) -> dict:
-        result = {"tokens": self.tokens, "nll_per_token": self.nll_per_token, "perplexity": self.perplexity,
-                  "words": self.words, "perplexity_per_word": self.perplexity_per_word}
-        if self.bits_per_char is not None:
-            result["bits_per_char"] = self.bits_per_char
-        return result
 
 
 @torch.inference_mode()
@@ -257,9 +239,6 @@ def score_text(model, tokenizer: Tokenizer, text: str, *, backward: bool = False
     total, count = evaluate_stream(model, ids, num_streams=1, bptt=1024, device=device)
     if count == 0:
         raise UserError("nothing to score: the input has no tokens")
-    words = len(text.split()) + text.count("\n")
-    nll = total / count
-    bits = nll / math.log(2) if tokenizer.is_character_level else None
-    return ScoreResult(count, nll, math.exp(min(nll, 50.0)), words,
-                       math.exp(min(total / max(words, 1), 50.0)), bits)
+    return ScoreResult.from_totals(total, count, words=len(text.split()) + text.count("\n"),
+                                   character_level=tokenizer.is_character_level)
 

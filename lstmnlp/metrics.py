@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -66,3 +67,37 @@ def classification_scores(gold: Sequence[int], predicted: Sequence[int], labels:
     accuracy = 100.0 * correct / max(len(gold), 1)
     macro_f1 = 100.0 * sum(f1s) / max(len(f1s), 1)
     return ClassificationResult(accuracy, macro_f1, confusion, list(labels))
+
+
+@dataclass
+class ScoreResult:
+    """How well a model predicts a text (`lstmnlp score`): per token, and per word so that models
+    with different tokenizers compare (words: whitespace-separated, plus one per line end)."""
+
+    tokens: int
+    nll_per_token: float
+    perplexity: float
+    words: int
+    perplexity_per_word: float
+    bits_per_char: float | None
+
+    @classmethod
+    def from_totals(cls, total: float, count: int, *, words: int, character_level: bool) -> "ScoreResult":
+        """From the summed negative log-likelihood (nats) of `count` tokens."""
+        nll = total / count
+        return cls(count, nll, math.exp(min(nll, 50.0)), words, math.exp(min(total / max(words, 1), 50.0)),
+                   nll / math.log(2) if character_level else None)
+
+    def as_dict(self) -> dict:
+        result = {"tokens": self.tokens, "nll_per_token": self.nll_per_token, "perplexity": self.perplexity,
+                  "words": self.words, "perplexity_per_word": self.perplexity_per_word}
+        if self.bits_per_char is not None:
+            result["bits_per_char"] = self.bits_per_char
+        return result
+
+
+def line_score(total: float, count: int) -> dict:
+    """`score --per-line`'s object for one line: `count` tokens of summed negative log-likelihood
+    `total` (nats)."""
+    return {"tokens": count, "nll": total, "nll_per_token": total / count,
+            "perplexity": math.exp(min(total / count, 50.0))}

@@ -229,13 +229,7 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
     """
     model.eval()
     device = next(model.parameters()).device
-    encoded = source_tokenizer.encode_batch(list(lines))
-    if max_source_length:
-        cut = [number for number, ids in enumerate(encoded, start=1) if len(ids) > max_source_length]
-        encoded = [ids[:max_source_length] for ids in encoded]
-        if cut and warn is not None:
-            warn(f"{len(cut):,} line(s) longer than {max_source_length} pieces were cut to that length "
-                 f"(first: line {cut[0]})")
+    encoded = encode_sources(source_tokenizer, lines, max_source_length, warn)
     results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
     generator = None
     if sampling is not None and sampling.seed is not None:
@@ -260,6 +254,19 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
         for row, found in zip(rows, hypotheses):
             results[row] = [(target_tokenizer.decode(h.tokens), h.score) for h in found]
     return results
+
+
+def encode_sources(tokenizer: Tokenizer, lines: Sequence[str], max_source_length: int = 0,
+                   warn: Callable[[str], None] | None = None) -> list[list[int]]:
+    """Source pieces of each line; `max_source_length` > 0 cuts longer ones, told through `warn`."""
+    encoded = tokenizer.encode_batch(list(lines))
+    if max_source_length:
+        cut = [number for number, ids in enumerate(encoded, start=1) if len(ids) > max_source_length]
+        encoded = [ids[:max_source_length] for ids in encoded]
+        if cut and warn is not None:
+            warn(f"{len(cut):,} line(s) longer than {max_source_length} pieces were cut to that length "
+                 f"(first: line {cut[0]})")
+    return encoded
 
 
 @dataclass(frozen=True)

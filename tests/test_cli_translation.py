@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -179,6 +180,42 @@ def test_evaluate_bleu_and_run(tiny_mt_run, multi30k_slice, tmp_path):
     (tmp_path / "short.en").write_text("one line\n", encoding="utf-8")
     assert_user_error(run_cli("evaluate", "bleu", "--hyp", str(tmp_path / "short.en"), "--ref", str(reference)),
                       "references")
+
+
+def test_score_references(tiny_mt_run, multi30k_slice, tmp_path, tiny_lm_run):
+    """`score RUN --input SOURCE --ref REFS`: the corpus figures are the per-line ones summed; a
+    line scores the same alone, among others and in another order; mistakes are one-line errors."""
+    source, reference = multi30k_slice / "val.de", multi30k_slice / "val.en"
+    corpus = run_cli("score", str(tiny_mt_run), "--input", str(source), "--ref", str(reference), "--json")
+    assert corpus.returncode == 0, corpus.stderr
+    total = json.loads(corpus.stdout)
+    lines = [json.loads(line) for line in run_cli("score", str(tiny_mt_run), "--input", str(source), "--ref",
+                                                  str(reference), "--per-line").stdout.splitlines()]
+    references = reference.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(references) == 24
+    assert total["tokens"] == sum(line["tokens"] for line in lines)
+    assert total["words"] == sum(len(text.split()) + 1 for text in references)
+    assert total["nll_per_token"] * total["tokens"] == pytest.approx(sum(line["nll"] for line in lines), rel=1e-6)
+    assert total["perplexity"] == pytest.approx(math.exp(total["nll_per_token"]))
+    import lstmnlp
+
+    from_code = lstmnlp.load(tiny_mt_run).score_lines(source.read_text(encoding="utf-8").splitlines(), references)
+    assert [line["nll"] for line in from_code] == pytest.approx([line["nll"] for line in lines], abs=1e-4)
+    for name, rows in (("reversed", lambda lines: lines[::-1]), ("alone", lambda lines: lines[5:6])):
+        for side in ("de", "en"):
+            text = (multi30k_slice / f"val.{side}").read_text(encoding="utf-8").splitlines()
+            (tmp_path / f"{name}.{side}").write_text("\n".join(rows(text)) + "\n", encoding="utf-8")
+        again = run_cli("score", str(tiny_mt_run), "--input", str(tmp_path / f"{name}.de"), "--ref",
+                        str(tmp_path / f"{name}.en"), "--per-line")
+        assert [json.loads(line)["nll"] for line in again.stdout.splitlines()] == pytest.approx(
+            [line["nll"] for line in rows(lines)], abs=1e-4)
+    table = run_cli("score", str(tiny_mt_run), "--input", str(source), "--ref", str(reference))
+    assert "perplexity per word" in table.stdout
+    assert_user_error(run_cli("score", str(tiny_mt_run), "--input", str(source)), "--ref")
+    assert_user_error(run_cli("score", str(tiny_mt_run), "--input", str(source), "--ref", str(tmp_path / "alone.en")),
+                      "24 lines", "1")
+    assert_user_error(run_cli("score", str(tiny_lm_run), "--input", str(source), "--ref", str(reference)),
+                      "--ref is for translation runs")
 
 
 def test_translate_rejects_language_model_run(tmp_path, tiny_lm_run):

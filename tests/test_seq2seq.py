@@ -11,6 +11,7 @@ from lstmnlp.modules import additive_scores as additive_scores_module
 from lstmnlp.modules.attention import Attention
 from lstmnlp.search import beam_search, sample
 from lstmnlp.translation import collate
+from lstmnlp.translation_scoring import pair_log_likelihoods
 
 from conftest import overfit
 
@@ -278,3 +279,30 @@ def test_int8_model_steps_close_to_float(input_feeding, attention):
         float_log_probs, float_state = model.step(batch.target_inputs[:, step], float_state)
         int8_log_probs, int8_state = quantized.step(batch.target_inputs[:, step], int8_state)
         torch.testing.assert_close(int8_log_probs, float_log_probs, atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("input_feeding, attention", [(True, "bahdanau"), (False, "luong")])
+def test_forced_scores_are_teacher_forced_cross_entropy(input_feeding, attention):
+    """Reference scores through the decoding step equal the teacher-forced pass's cross-entropy
+    of each pair (target pieces and <eos>), whatever the pairs are batched with."""
+    model = tiny_model(input_feeding, attention)
+    logits, _ = model(collate(PAIRS))  # (B, T, V)
+    batch = collate(PAIRS)
+    nll = nn.functional.cross_entropy(logits.transpose(1, 2), batch.target_outputs, reduction="none",
+                                      ignore_index=0)  # (B, T)
+    expected = (-nll.sum(dim=1)).tolist()
+    assert pair_log_likelihoods(model, PAIRS) == pytest.approx(expected, abs=1e-4)
+    assert pair_log_likelihoods(model, PAIRS, batch_size=1) == pytest.approx(expected, abs=1e-4)
+
+
+def test_forced_score_of_a_beam_hypothesis_is_its_beam_score():
+    """Scoring what beam search found gives back its score: the same step, <eos> included. The
+    model is trained a little on PAIRS first, so that its hypotheses end with <eos>."""
+    model = tiny_model()
+    overfit(model, collate(PAIRS), steps=30, lr=0.03)
+    state, starts = encoded(model, PAIRS)
+    found = beam_search(model.step, state, starts, beam_size=3, max_lengths=12, eos_id=EOS, nbest=3)
+    pairs = [(source, hypothesis.tokens) for (source, _), row in zip(PAIRS, found) for hypothesis in row]
+    scores = [hypothesis.score for row in found for hypothesis in row]
+    assert len(pairs) == 9 and all(len(tokens) < 12 for _, tokens in pairs)  # each ended with <eos>
+    assert pair_log_likelihoods(model, pairs) == pytest.approx(scores, abs=1e-4)
