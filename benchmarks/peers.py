@@ -9,11 +9,13 @@ environment, never copied into the project); install notes in ../shared/PEERS.md
            --minutes on Multi30k de->en; then training target tokens/s, test2016 BLEU/chrF
            (beam 5, sacrebleu 13a) and the whole-process time to translate test2016 with beam 5
            and greedy search, batch 64.
+  opennmt  OpenNMT-py 3.5.1 and lstmnlp on one RNN model (benchmarks/peer_opennmt.py): the
+           same steps, training tokens/s, test2016 BLEU and whole-process decoding speed.
   fastai   fastai 2.8.12's AWD-LSTM language model (benchmarks/peer_fastai_word_lm.py) against
            recipes/word-lm-multi30k.yaml trained for the same time: per-word validation
            perplexity on val.en.
 
-    python benchmarks/peers.py [--peer joeynmt|fastai] [--minutes 10] [--work /tmp/peers]
+    python benchmarks/peers.py [--peer joeynmt|opennmt|fastai] [--minutes 10] [--work /tmp/peers]
         [--data ../shared/data] [--lstmnlp-set model.input_feeding=false ...]
 
 Ratios are lstmnlp / peer for speeds; BLEU and perplexity are printed side by side.
@@ -26,6 +28,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,11 +45,12 @@ def run(command: list[str], **options) -> subprocess.CompletedProcess:
     return subprocess.run([str(part) for part in command], check=True, **options)
 
 
-def timed(command: list[str], *, stdin: Path, stdout: Path) -> float:
-    """Whole-process seconds of `command` reading `stdin` and writing `stdout`."""
+def timed(command: list[str], *, stdin: Path, stdout: Path, **options) -> float:
+    """Whole-process seconds of `command` reading `stdin` and writing `stdout` (`options`: for
+    subprocess.run)."""
     started = time.perf_counter()
     with stdin.open("rb") as source, stdout.open("wb") as target:
-        run(command, stdin=source, stdout=target)
+        run(command, stdin=source, stdout=target, **options)
     return time.perf_counter() - started
 
 
@@ -147,6 +151,7 @@ def bench_joeynmt(args) -> dict[str, dict]:
     theirs = results
 
     run_dir = args.work / "lstmnlp-de-en"
+    shutil.rmtree(run_dir, ignore_errors=True)  # a previous run of this benchmark (lstmnlp never overwrites)
     overrides = []
     for setting in (f"train.max_time={args.minutes * 60}", "train.eval_every=1000000000", *args.lstmnlp_set):
         overrides += ["--set", setting]
@@ -237,7 +242,7 @@ def _row(name: str, theirs: float, ours: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--peer", choices=["joeynmt", "fastai", "all"], default="joeynmt")
+    parser.add_argument("--peer", choices=["joeynmt", "opennmt", "fastai", "all"], default="joeynmt")
     parser.add_argument("--minutes", type=float, default=10.0, help="training time of each side")
     parser.add_argument("--work", type=Path, default=Path("/tmp/lstmnlp-peers"), help="venvs, runs, outputs")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
@@ -250,6 +255,10 @@ def main() -> None:
     results = {}
     if args.peer in ("joeynmt", "all"):
         results.update(bench_joeynmt(args))
+    if args.peer in ("opennmt", "all"):
+        from peer_opennmt import bench_opennmt  # it imports this module's helpers
+
+        results["opennmt-comparison"] = bench_opennmt(args)
     if args.peer in ("fastai", "all"):
         results["fastai-comparison"] = bench_fastai(args)
     (args.work / "results.json").write_text(json.dumps(results, indent=2))
