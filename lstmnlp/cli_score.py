@@ -35,23 +35,13 @@ def score(
     import json
 
     from lstmnlp.ensemble import run_task
-    from lstmnlp.quantize import apply_quantize
 
     if run_task(run_dirs[0]) in SEQ2SEQ_TASKS:
         scores, result = _score_references(run_dirs, input, ref, quantize, per_line)
+    elif ref is not None:
+        raise UserError("--ref is for translation runs; a language model scores --input alone")
     else:
-        if ref is not None:
-            raise UserError("--ref is for translation runs; a language model scores --input alone")
-        from lstmnlp.data import read_text
-        from lstmnlp.ensemble import load_language_model_ensemble
-        from lstmnlp.language_modeling import score_lines, score_text
-
-        loaded = load_language_model_ensemble(run_dirs)
-        loaded.model = apply_quantize(loaded.model, quantize)
-        backward = loaded.config.model.backward
-        scores = (score_lines(loaded.model, loaded.tokenizer, read_input_lines(input), backward=backward)
-                  if per_line else None)
-        result = None if per_line else score_text(loaded.model, loaded.tokenizer, read_text(input), backward=backward)
+        scores, result = _score_text(run_dirs, input, quantize, per_line)
     if scores is not None:
         write_output_lines(None, [json.dumps(line) for line in scores])
     elif json_output:
@@ -60,9 +50,23 @@ def score(
         _print_table(result, f"score of {ref or input}")
 
 
+def _score_text(run_dirs: list[Path], path: Path, quantize: str, per_line: bool):
+    """(per-line scores, None) with `per_line`, else (None, the text's score): a language model."""
+    from lstmnlp.data import read_text
+    from lstmnlp.ensemble import load_language_model_ensemble
+    from lstmnlp.language_modeling import score_lines, score_text
+    from lstmnlp.quantize import apply_quantize
+
+    loaded = load_language_model_ensemble(run_dirs)
+    model, backward = apply_quantize(loaded.model, quantize), loaded.config.model.backward
+    if per_line:
+        return score_lines(model, loaded.tokenizer, read_input_lines(path), backward=backward), None
+    return None, score_text(model, loaded.tokenizer, read_text(path), backward=backward)
+
+
 def _score_references(run_dirs: list[Path], source: Path, ref: Optional[Path], quantize: str, per_line: bool):
     """(per-line scores, None) with `per_line`, else (None, the references' corpus score)."""
-    from lstmnlp.data import read_lines
+    from lstmnlp.data import read_parallel
     from lstmnlp.ensemble import load_translation_ensemble
     from lstmnlp.quantize import apply_quantize
     from lstmnlp.translation_scoring import corpus_score, score_translations
@@ -70,10 +74,9 @@ def _score_references(run_dirs: list[Path], source: Path, ref: Optional[Path], q
     if ref is None:
         raise UserError("a translation run scores reference translations: --input SOURCE --ref REFERENCES")
     loaded = load_translation_ensemble(run_dirs, expected_task=SEQ2SEQ_TASKS)
-    loaded.model = apply_quantize(loaded.model, quantize)
-    references = read_lines(ref)
-    scores = score_translations(loaded.model, loaded.tokenizer, loaded.target_tokenizer, read_lines(source),
-                                references, max_source_length=4 * loaded.config.data.max_length,
+    sources, references = read_parallel(source, ref)
+    scores = score_translations(apply_quantize(loaded.model, quantize), loaded.tokenizer, loaded.target_tokenizer,
+                                sources, references, max_source_length=4 * loaded.config.data.max_length,
                                 warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
                                                                       highlight=False))
     if per_line:
