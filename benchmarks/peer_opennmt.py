@@ -17,16 +17,14 @@ model, and its output pieces are joined back into text here.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import time
 
-from peers import PYTHON, ROOT, TORCH, make_venv, run, score, timed, _mean, _row, _words
+from peers import TORCH, make_venv, run, score, timed, train_and_translate_with_lstmnlp, _mean, _row, _words
 
 OPENNMT = "OpenNMT-py==3.5.1"
 # What it imports at start-up (its pinned requirements would pull a CUDA torch)
@@ -78,28 +76,11 @@ def bench_opennmt(args) -> dict[str, dict]:
     venv = make_venv(args.work / "venv-opennmt", [[TORCH], ["--no-deps", OPENNMT], OPENNMT_IMPORTS]).parent
     sentences = sum(1 for _ in (data / "test2016.de").open(encoding="utf-8"))
 
-    run_dir = args.work / "lstmnlp-de-en-same-as-opennmt"
-    shutil.rmtree(run_dir, ignore_errors=True)  # a previous run of this benchmark (lstmnlp never overwrites)
-    overrides = []
-    for setting in (f"train.max_time={args.minutes * 60}", "train.eval_every=1000000000", *SAME_MODEL,
-                    *args.lstmnlp_set):
-        overrides += ["--set", setting]
-    started = time.perf_counter()
-    run([PYTHON, "-m", "lstmnlp", "train", ROOT / "recipes/multi30k-de-en.yaml", "--data-dir", data,
-         "--out", run_dir, *overrides], stdout=subprocess.DEVNULL)
-    our_seconds = time.perf_counter() - started
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    train_records = [r for r in records if r["event"] == "train"]
-    steps = records[-1]["step"]  # the final record: validation at the last step
-    ours = {"steps": steps, "train_seconds": our_seconds,
-            "train_target_tokens_per_s": _mean([r["tokens_per_s"] for r in train_records][2:])}
-    for search, beam in (("beam5", 5), ("greedy", 1)):
-        output = args.work / f"lstmnlp-same.test2016.{search}.en"
-        ours[f"{search}_seconds"] = timed([PYTHON, "-m", "lstmnlp", "translate", run_dir, "--beam-size", beam,
-                                           "--batch-size", 64], stdin=data / "test2016.de", stdout=output)
-        ours[f"{search}_score"] = score(output, data / "test2016.en")
+    name = "lstmnlp-de-en-same-as-opennmt"
+    ours = train_and_translate_with_lstmnlp(args, name, SAME_MODEL + args.lstmnlp_set)
+    steps = ours["steps"]  # the final record: validation at the last step
 
-    cut_into_pieces(work, data, run_dir / "tokenizer.model")
+    cut_into_pieces(work, data, args.work / name / "tokenizer.model")
     (work / "config.yaml").write_text(yaml.safe_dump(opennmt_config(work, steps)), encoding="utf-8")
     log = work / "train.log"
     started = time.perf_counter()
@@ -123,8 +104,7 @@ def bench_opennmt(args) -> dict[str, dict]:
         output.write_text("".join(line.replace(" ", "").replace("\u2581", " ").strip() + "\n"
                                   for line in pieces.read_text(encoding="utf-8").splitlines()), encoding="utf-8")
         theirs[f"{search}_score"] = score(output, data / "test2016.en")
-        theirs[f"{search}_words"], ours[f"{search}_words"] = _words(output), _words(
-            args.work / f"lstmnlp-same.test2016.{search}.en")
+        theirs[f"{search}_words"] = _words(output)
 
     print(f"\nOpenNMT-py 3.5.1 vs lstmnlp, the same RNN model, Multi30k de->en, {steps:,} steps of 64 sentences each "
           f"(lstmnlp: {args.minutes} min; overrides: {' '.join(SAME_MODEL + args.lstmnlp_set)})")

@@ -150,21 +150,7 @@ def bench_joeynmt(args) -> dict[str, dict]:
         results[f"{search}_words"] = _words(output)
     theirs = results
 
-    run_dir = args.work / "lstmnlp-de-en"
-    shutil.rmtree(run_dir, ignore_errors=True)  # a previous run of this benchmark (lstmnlp never overwrites)
-    overrides = []
-    for setting in (f"train.max_time={args.minutes * 60}", "train.eval_every=1000000000", *args.lstmnlp_set):
-        overrides += ["--set", setting]
-    run([PYTHON, "-m", "lstmnlp", "train", ROOT / "recipes/multi30k-de-en.yaml", "--data-dir", data,
-         "--out", run_dir, *overrides], stdout=subprocess.DEVNULL)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    ours = {"train_target_tokens_per_s": _mean([r["tokens_per_s"] for r in records if r["event"] == "train"][2:])}
-    for search, beam in (("beam5", 5), ("greedy", 1)):
-        output = args.work / f"lstmnlp.test2016.{search}.en"
-        ours[f"{search}_seconds"] = timed([PYTHON, "-m", "lstmnlp", "translate", run_dir, "--beam-size", beam,
-                                           "--batch-size", 64], stdin=data / "test2016.de", stdout=output)
-        ours[f"{search}_score"] = score(output, data / "test2016.en")
-        ours[f"{search}_words"] = _words(output)
+    ours = train_and_translate_with_lstmnlp(args, "lstmnlp-de-en", args.lstmnlp_set)
 
     print(f"\nJoeyNMT 2.3.0 vs lstmnlp, Multi30k de->en, {args.minutes} min of training each "
           f"(lstmnlp overrides: {' '.join(args.lstmnlp_set) or 'none'})")
@@ -187,6 +173,29 @@ def bench_joeynmt(args) -> dict[str, dict]:
             print(f"  the {search} outputs differ in length by more than 25 %: their sentences/s are not comparable; "
                   "train longer (--minutes) for a fair decoding figure")
     return {"joeynmt": theirs, "lstmnlp": ours}
+
+
+def train_and_translate_with_lstmnlp(args, name: str, settings: list[str]) -> dict:
+    """recipes/multi30k-de-en.yaml with `settings` trained --minutes into WORK/name, then test2016
+    translated with beam 5 and greedily (batch 64, whole processes timed) into WORK/name.test2016.*."""
+    data, run_dir = args.data / "multi30k", args.work / name
+    shutil.rmtree(run_dir, ignore_errors=True)  # a previous run of this benchmark (lstmnlp never overwrites)
+    overrides = []
+    for setting in (f"train.max_time={args.minutes * 60}", "train.eval_every=1000000000", *settings):
+        overrides += ["--set", setting]
+    started = time.perf_counter()
+    run([PYTHON, "-m", "lstmnlp", "train", ROOT / "recipes/multi30k-de-en.yaml", "--data-dir", data,
+         "--out", run_dir, *overrides], stdout=subprocess.DEVNULL)
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    ours = {"train_seconds": time.perf_counter() - started, "steps": records[-1]["step"],
+            "train_target_tokens_per_s": _mean([r["tokens_per_s"] for r in records if r["event"] == "train"][2:])}
+    for search, beam in (("beam5", 5), ("greedy", 1)):
+        output = args.work / f"{name}.test2016.{search}.en"
+        ours[f"{search}_seconds"] = timed([PYTHON, "-m", "lstmnlp", "translate", run_dir, "--beam-size", beam,
+                                           "--batch-size", 64], stdin=data / "test2016.de", stdout=output)
+        ours[f"{search}_score"] = score(output, data / "test2016.en")
+        ours[f"{search}_words"] = _words(output)
+    return ours
 
 
 def _words(path: Path) -> int:
