@@ -29,8 +29,8 @@ def translate(
                                                   help="Write the attention matrices of the best translations as JSON."),
     quantize: str = typer.Option("", "--quantize", help="int8: dynamic int8 quantization for faster CPU decoding."),
     precision: str = typer.Option("auto", "--precision",
-                                  help="fp32, bf16 (autocast), or auto: bf16 for beam search over batches of "
-                                       "16 or more where the hardware has native bf16 (1.28x there), else fp32."),
+                                  help="fp32, bf16 (autocast), or auto: bf16 where the hardware has native bf16, "
+                                       "except greedy search or batches under 16 on CPUs with AMX; else fp32."),
     no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
                                              help="N > 0: no translation repeats an N-gram of pieces."),
     temperature: float = typer.Option(0.0, "--temperature",
@@ -107,14 +107,16 @@ def sampling_options(temperature: float, top_k: int, top_p: float, seed: int | N
 
 
 def decode_in_bf16(precision: str, beam_size: int, batch_size: int, device) -> bool:
-    """`--precision`: bf16 autocast pays for beam search over batches (1.28x, beam 5 at batch 64,
-    BLEU -0.08 on Multi30k) and costs for greedy search or batch 1 (0.69-0.79x), so `auto` uses it
-    only there, and only where the hardware has native bf16."""
-    from lstmnlp.precision import use_bf16
+    """`--precision`: bf16 autocast pays for beam search over batches wherever the hardware has
+    native bf16 (1.28-1.74x, beam 5 at batch 64, BLEU within 0.13 on Multi30k). For greedy search
+    or batch 1 it pays on CPUs with AVX-512 BF16 alone (1.56-1.76x) but costs on CPUs with AMX
+    (0.69-0.79x), so there `auto` keeps fp32."""
+    from lstmnlp import precision as chosen
 
-    if precision == "auto" and (beam_size < 2 or batch_size < 16):
+    small = beam_size < 2 or batch_size < 16
+    if precision == "auto" and small and chosen.small_bf16_products_are_slow(device):
         return False
-    return use_bf16(precision, device)
+    return chosen.use_bf16(precision, device)
 
 
 @user_errors
