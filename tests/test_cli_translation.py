@@ -177,6 +177,17 @@ def test_evaluate_bleu_and_run(tiny_mt_run, multi30k_slice, tmp_path):
                      str(reference), "--json", "--beam-size", "2")
     assert scored.returncode == 0, scored.stderr
     assert 0 <= json.loads(scored.stdout)["bleu"] < 100
+    # `--precision fp32`: the BLEU of `translate --precision fp32`'s output
+    source = multi30k_slice / "val.de"
+    fp32 = run_cli("evaluate", str(tiny_mt_run), "--input", str(source), "--ref", str(reference), "--json",
+                   "--beam-size", "2", "--precision", "fp32")
+    translated = run_cli("translate", str(tiny_mt_run), "--input", str(source), "--output", str(tmp_path / "hyp.en"),
+                         "--beam-size", "2", "--precision", "fp32")
+    assert fp32.returncode == 0 and translated.returncode == 0, fp32.stderr + translated.stderr
+    of_file = run_cli("evaluate", "bleu", "--hyp", str(tmp_path / "hyp.en"), "--ref", str(reference), "--json")
+    assert json.loads(fp32.stdout) == json.loads(of_file.stdout)
+    assert_user_error(run_cli("evaluate", str(tiny_mt_run), "--input", str(source), "--ref", str(reference),
+                              "--precision", "half"), "--precision")
     (tmp_path / "short.en").write_text("one line\n", encoding="utf-8")
     assert_user_error(run_cli("evaluate", "bleu", "--hyp", str(tmp_path / "short.en"), "--ref", str(reference)),
                       "references")
