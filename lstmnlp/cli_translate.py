@@ -13,8 +13,8 @@ from lstmnlp.config import SEQ2SEQ_TASKS
 from lstmnlp.errors import UserError
 
 
-PRECISION_HELP = ("fp32, bf16 (autocast), or auto: bf16 where the hardware has native bf16, except greedy "
-                  "search or batches under 16 on CPUs with AMX; else fp32.")
+PRECISION_HELP = ("fp32, bf16 (autocast), or auto: bf16 for beam search over batches of 16 or more where "
+                  "the hardware has native bf16, else fp32.")
 
 
 @user_errors
@@ -113,16 +113,15 @@ def check_precision(precision: str) -> None:
 
 
 def decode_in_bf16(precision: str, beam_size: int, batch_size: int, device) -> bool:
-    """`--precision`: bf16 autocast pays for beam search over batches wherever the hardware has
-    native bf16 (1.28-1.74x, beam 5 at batch 64, BLEU within 0.13 on Multi30k). For greedy search
-    or batch 1 it pays on CPUs with AVX-512 BF16 alone (1.56-1.76x) but costs on CPUs with AMX
-    (0.69-0.79x), so there `auto` keeps fp32."""
-    from lstmnlp import precision as chosen
+    """`--precision`: bf16 autocast pays for beam search over batches (1.28-1.74x, beam 5 at batch
+    64, BLEU within 0.13 on Multi30k). At batch 1 it cost on one AVX-512 BF16 machine (0.76-0.86x)
+    and paid on another (1.56-1.76x); greedy search over batches gained 1.09-1.36x on the first
+    with BLEU -0.26. So `auto` keeps fp32 for those, and takes bf16 only on native hardware."""
+    from lstmnlp.precision import use_bf16
 
-    small = beam_size < 2 or batch_size < 16
-    if precision == "auto" and small and chosen.small_bf16_products_are_slow(device):
+    if precision == "auto" and (beam_size < 2 or batch_size < 16):
         return False
-    return chosen.use_bf16(precision, device)
+    return use_bf16(precision, device)
 
 
 @user_errors

@@ -40,17 +40,6 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" or native
 
 
-def small_bf16_products_are_slow(device: torch.device) -> bool:
-    """Whether bf16 loses on small matrix products (greedy search, one sentence at a time): on CPUs
-    with AMX, whose tile set-up costs more than such a product saves (greedy or batch 1 decoded at
-    0.69-0.79x of fp32 there), and, not measured, on GPUs; a CPU with AVX-512 BF16 but no AMX
-    gains there too (1.56-1.76x on an AMD EPYC)."""
-    if device.type != "cpu":
-        return True
-    has_amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return has_amx is None or has_amx()
-
-
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """Training's autocast type for `train.precision`, None for fp32. `fp16` (with a gradient
     scaler, for GPUs without fast bf16) is refused on a CPU, where PyTorch's LSTM kernel has no

@@ -258,21 +258,12 @@ def test_translate_int8(tiny_mt_run):
     assert_user_error(run_cli("translate", str(tiny_mt_run), "--quantize", "int4", stdin=text), "int8")
 
 
-def test_auto_precision_picks_bf16_by_search_and_cpu(monkeypatch):
-    from lstmnlp import precision
+def test_auto_precision_uses_bf16_only_for_batched_beam_search():
     from lstmnlp.cli_translate import decode_in_bf16
+    from lstmnlp.precision import use_bf16
     cpu = torch.device("cpu")
-    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    assert precision.small_bf16_products_are_slow(cpu)
-    # AMX: bf16 only for beam search over batches
     assert not decode_in_bf16("auto", 1, 64, cpu) and not decode_in_bf16("auto", 5, 1, cpu)
-    assert decode_in_bf16("auto", 5, 64, cpu) and decode_in_bf16("bf16", 1, 1, cpu)
-    # AVX-512 BF16 without AMX: bf16 for every search
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert not precision.small_bf16_products_are_slow(cpu)
-    assert decode_in_bf16("auto", 1, 64, cpu) and decode_in_bf16("auto", 5, 1, cpu)
-    assert not decode_in_bf16("fp32", 5, 64, cpu) and not decode_in_bf16("fp32", 1, 1, cpu)
-    # no native bf16: fp32 whatever the search
-    monkeypatch.setattr(precision, "native_bf16", lambda device: False)
-    assert not decode_in_bf16("auto", 5, 64, cpu) and not decode_in_bf16("auto", 1, 1, cpu)
+    assert decode_in_bf16("auto", 5, 64, cpu) == use_bf16("auto", cpu)
+    assert not decode_in_bf16("fp32", 5, 64, cpu)
+    if use_bf16("auto", cpu):  # explicit bf16 is refused on a CPU without native bf16
+        assert decode_in_bf16("bf16", 1, 1, cpu)
