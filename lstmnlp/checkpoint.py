@@ -198,8 +198,8 @@ def load_run(run_dir: Path, *, expected_task: str | tuple[str, ...] | None = Non
     config = config_from_dict(read_yaml(run_dir / CONFIG))
     expected = (expected_task,) if isinstance(expected_task, str) else expected_task
     if expected is not None and config.task not in expected:
-        raise UserError(f"{run_dir}: this is a {config.task!r} run; this command needs "
-                        + " or ".join(f"a {task!r}" for task in expected) + " run")
+        raise UserError(f"{run_dir}: a run of task {config.task!r}; this command needs task "
+                        + " or ".join(repr(task) for task in expected))
     tokenizer = Tokenizer(run_dir / TOKENIZER)
     if tokenizer.vocab_size != meta.get("vocab_size"):
         raise UserError(f"{run_dir / TOKENIZER}: tokenizer has {tokenizer.vocab_size} pieces but the "

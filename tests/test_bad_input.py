@@ -57,8 +57,8 @@ def test_foreign_tokenizer_and_other_task(tiny_lm_run, tmp_path):
                    "--model-type", "bpe").returncode == 0
     shutil.copyfile(tmp_path / "other.model", run / "tokenizer.model")
     assert_user_error(run_cli("generate", str(run), "--max-tokens", "3"), "does not belong to this run")
-    assert_user_error(run_cli("translate", str(tiny_lm_run), stdin="x\n"), "'lm' run")
-    assert_user_error(run_cli("evaluate", str(tiny_lm_run), "--input", str(german), "--ref", str(german)), "'lm' run")
+    assert_user_error(run_cli("translate", str(tiny_lm_run), stdin="x\n"), "task 'lm'")
+    assert_user_error(run_cli("evaluate", str(tiny_lm_run), "--input", str(german), "--ref", str(german)), "task 'lm'")
 
 
 @settings(max_examples=60, deadline=None)

@@ -198,7 +198,7 @@ def test_python_api_classifies_as_the_command(sst2_run):
 
 
 def test_classifier_commands_refuse_other_runs(tiny_lm_run):
-    assert_user_error(run_cli("classify", str(tiny_lm_run), stdin="x\n"), "'lm' run")
+    assert_user_error(run_cli("classify", str(tiny_lm_run), stdin="x\n"), "task 'lm'")
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"), "--cv", "3"), "--cv")
 
 

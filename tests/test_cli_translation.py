@@ -230,7 +230,7 @@ def test_score_references(tiny_mt_run, multi30k_slice, tmp_path, tiny_lm_run):
 
 
 def test_translate_rejects_language_model_run(tmp_path, tiny_lm_run):
-    assert_user_error(run_cli("translate", str(tiny_lm_run), stdin="x\n"), "'lm' run")
+    assert_user_error(run_cli("translate", str(tiny_lm_run), stdin="x\n"), "task 'lm'")
 
 
 def test_parallel_files_of_different_lengths(tmp_path, multi30k_slice):
