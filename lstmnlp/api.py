@@ -61,7 +61,7 @@ class LanguageModelRun:
 
     def generate(self, prompt: str = "", *, max_tokens: int = 200, temperature: float = 0.8, top_k: int = 0,
                  top_p: float = 1.0, seed: int | None = None, beam_size: int = 1,
-                 no_repeat_ngram_size: int = 0) -> str:
+                 no_repeat_ngram_size: int = 0, lines: int = 0) -> str:
         """The text the model writes after `prompt` (a backward model: before it), without the
         prompt; `lstmnlp generate` with the same options and seed writes the same text."""
         from lstmnlp.language_modeling import beam_generate, generate_text
@@ -69,10 +69,11 @@ class LanguageModelRun:
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         if beam_size > 1:
             return beam_generate(model, tokenizer, prompt=prompt, max_tokens=max_tokens, beam_size=beam_size,
-                                 no_repeat_ngram_size=no_repeat_ngram_size, backward=self.backward)[0][0]
+                                 no_repeat_ngram_size=no_repeat_ngram_size, backward=self.backward,
+                                 one_line=lines == 1)[0][0]
         return generate_text(model, tokenizer, prompt=prompt, max_tokens=max_tokens, temperature=temperature,
                              top_k=top_k, top_p=top_p, seed=seed, no_repeat_ngram_size=no_repeat_ngram_size,
-                             backward=self.backward)
+                             backward=self.backward, lines=lines)
 
     def score(self, text: str) -> dict:
         """`lstmnlp score --json` of `text`: tokens, nll_per_token, perplexity, words, ..."""

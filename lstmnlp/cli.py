@@ -224,11 +224,13 @@ def generate(
     quantize: str = typer.Option("", "--quantize", help="int8: dynamic int8 quantization for faster CPU sampling."),
     no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
                                              help="N > 0: the text never repeats N tokens in a row it already holds."),
+    lines: int = typer.Option(0, "--lines", help="N > 0: each text ends at the N-th line break the model writes "
+                              "(beam search: 1, the likeliest rest of the line); 0: --max-tokens alone."),
 ) -> None:
     """Continue a prompt with a trained language model, streaming the text.
 
     A backward language model writes the text before the prompt."""
-    _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples)
+    _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples, lines)
     check_no_repeat_ngram_size(no_repeat_ngram_size)
     from lstmnlp.checkpoint import latest_run
     from lstmnlp.ensemble import load_language_model_ensemble
@@ -245,7 +247,7 @@ def generate(
     if beam_size > 1:
         results = beam_generate(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
                                 beam_size=beam_size, nbest=num_samples, no_repeat_ngram_size=no_repeat_ngram_size,
-                                backward=backward)
+                                backward=backward, one_line=lines == 1)
         for number, (text, _) in enumerate(results):
             _write_sample(number, with_prompt(prompt, text, backward=backward))
         return
@@ -256,7 +258,7 @@ def generate(
         generate_text(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
                       temperature=temperature, top_k=top_k, top_p=top_p,
                       seed=None if seed is None else seed + number, no_repeat_ngram_size=no_repeat_ngram_size,
-                      on_text=_stream, backward=backward)
+                      on_text=_stream, backward=backward, lines=lines)
         sys.stdout.write((prompt if backward else "") + "\n")
         sys.stdout.flush()
 
@@ -274,7 +276,7 @@ def _write_sample(number: int, text: str) -> None:
 
 
 def _check_generate_options(max_tokens: int, temperature: float, top_k: int, top_p: float,
-                            beam_size: int, num_samples: int) -> None:
+                            beam_size: int, num_samples: int, lines: int = 0) -> None:
     if max_tokens < 1:
         raise UserError("--max-tokens must be at least 1")
     if temperature < 0:
@@ -287,6 +289,8 @@ def _check_generate_options(max_tokens: int, temperature: float, top_k: int, top
         raise UserError("--beam-size and --num-samples must be at least 1")
     if beam_size > 1 and num_samples > beam_size:
         raise UserError("--num-samples cannot exceed --beam-size with beam search")
+    if lines < 0 or (beam_size > 1 and lines > 1):
+        raise UserError("--lines must not be negative, and beam search ends at one line (--lines 1)")
 
 
 # The other commands live beside their helpers; registered here, after train and generate, so

@@ -141,9 +141,10 @@ def prime(model, tokenizer: Tokenizer, prompt: str, *, backward: bool = False) -
 @torch.inference_mode()
 def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, temperature: float = 1.0,
                   top_k: int = 0, top_p: float = 1.0, seed: int | None = None, no_repeat_ngram_size: int = 0,
-                  on_text: Callable[[str], None] | None = None, backward: bool = False) -> str:
+                  on_text: Callable[[str], None] | None = None, backward: bool = False, lines: int = 0) -> str:
     """Sample a continuation of `prompt` (temperature 0 is greedy); `on_text` streams new text;
-    `no_repeat_ngram_size` n > 0: no n tokens repeated in the continuation. A `backward` model
+    `no_repeat_ngram_size` n > 0: no n tokens repeated in the continuation; `lines` n > 0: the text
+    ends where the model writes its n-th line break (that break not included). A `backward` model
     writes the text before the prompt, last token first, so `on_text` gets it whole at the end."""
     generator = torch.Generator(device="cpu")
     if seed is not None:
@@ -152,9 +153,15 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
     context = prompt_line(tokenizer, prompt, backward=backward)
     produced: list[int] = []
     text_stream = TextStream(tokenizer, context)
+    breaks = 0  # line breaks drawn
 
     def stream(new_ids: torch.Tensor) -> None:
-        produced.append(int(new_ids[0]))
+        nonlocal breaks
+        token = int(new_ids[0])
+        breaks += token == tokenizer.eos_id
+        if lines and breaks == lines:
+            return  # the closing line break: the text ends before it
+        produced.append(token)
         new_text = "" if backward else text_stream.push(produced[-1])
         if on_text is not None and new_text:
             on_text(new_text)
@@ -164,7 +171,8 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
         return log_probs.cpu(), step_state
 
     sample(step, state, start, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-           generator=generator, no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=stream)
+           generator=generator, no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=stream,
+           eos_id=tokenizer.eos_id if lines else None, eos_count=max(lines, 1))
     text = text_beside(tokenizer, context, produced, backward=backward)
     rest = text if backward else text_stream.finish()
     if on_text is not None and rest:
@@ -174,12 +182,15 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
 
 @torch.inference_mode()
 def beam_generate(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, beam_size: int,
-                  nbest: int = 1, no_repeat_ngram_size: int = 0, backward: bool = False) -> list[tuple[str, float]]:
+                  nbest: int = 1, no_repeat_ngram_size: int = 0, backward: bool = False,
+                  one_line: bool = False) -> list[tuple[str, float]]:
     """The most likely continuations of `prompt` of exactly `max_tokens` tokens, by beam search
-    (`backward`: the text before it)."""
+    (`backward`: the text before it). `one_line`: the most likely rest of the line instead, up to
+    `max_tokens` tokens before its line break, ranked as translations are (GNMT length penalty 1)."""
     start, state = prime(model, tokenizer, prompt, backward=backward)
     hypotheses = beam_search(model.step, state, start, beam_size=beam_size, max_lengths=max_tokens,
-                             eos_id=None, nbest=nbest, no_repeat_ngram_size=no_repeat_ngram_size)[0]
+                             eos_id=tokenizer.eos_id if one_line else None, alpha=1.0 if one_line else 0.0,
+                             nbest=nbest, no_repeat_ngram_size=no_repeat_ngram_size)[0]
     context = prompt_line(tokenizer, prompt, backward=backward)
     return [(text_beside(tokenizer, context, h.tokens, backward=backward), h.score) for h in hypotheses]
 

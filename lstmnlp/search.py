@@ -70,17 +70,17 @@ def block_repeated_ngrams(log_probs: torch.Tensor, history: torch.Tensor, size: 
 def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
            generator: torch.Generator | None = None, no_repeat_ngram_size: int = 0,
-           on_tokens: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+           on_tokens: Callable[[torch.Tensor], None] | None = None, eos_count: int = 1) -> torch.Tensor:
     """Draw up to `max_tokens` tokens per row; temperature 0 is greedy (argmax).
 
-    Rows that produce `eos_id` stop (and are padded with it); `eos_id=None` never stops.
+    Rows stop at their `eos_count`-th `eos_id` (and are padded with it); `eos_id=None` never stops.
     `no_repeat_ngram_size` n > 0: no row produces an n-gram twice (`block_repeated_ngrams`).
     `on_tokens` receives each new (B,) column as it is produced, for streaming.
     Returns (B, steps) token ids.
     """
     return _draw(step, state, start_ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
                  top_p=top_p, eos_id=eos_id, generator=generator, no_repeat_ngram_size=no_repeat_ngram_size,
-                 on_tokens=on_tokens, scored=False)[0]
+                 on_tokens=on_tokens, scored=False, eos_count=eos_count)[0]
 
 
 @torch.inference_mode()
@@ -98,9 +98,10 @@ def sample_scored(step: StepFunction, state: Any, start_ids: torch.Tensor, *, ma
 def _draw(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int, temperature: float,
           top_k: int, top_p: float, eos_id: int | None, generator: torch.Generator | None,
           no_repeat_ngram_size: int, on_tokens: Callable[[torch.Tensor], None] | None,
-          scored: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+          scored: bool, eos_count: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
     prev_ids, columns, chosen = start_ids, [], []
     finished = torch.zeros_like(start_ids, dtype=torch.bool)
+    ends = torch.zeros_like(start_ids)  # <eos> drawn so far per row
     for _ in range(max_tokens):
         log_probs, state = step(prev_ids, state)  # (B, V)
         if no_repeat_ngram_size and columns:
@@ -115,7 +116,8 @@ def _draw(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens
             chosen.append(log_probs.gather(1, next_ids[:, None]).squeeze(1).float().masked_fill(finished, 0.0))
         if eos_id is not None:
             next_ids = next_ids.masked_fill(finished, eos_id)
-            finished |= next_ids == eos_id
+            ends += (next_ids == eos_id) & ~finished
+            finished |= ends >= eos_count
         columns.append(next_ids)
         if on_tokens is not None:
             on_tokens(next_ids)

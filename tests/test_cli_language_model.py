@@ -43,6 +43,26 @@ def test_generate_greedy_beam_topk_topp_and_samples(tiny_lm_run):
     assert filtered.returncode == 0, filtered.stderr
 
 
+def test_generate_lines(tiny_lm_run):
+    """`--lines N`: the text is the one sampled without it, cut before its N-th line break;
+    beam search with `--lines 1` writes the rest of one line."""
+    options = ["--max-tokens", "400", "--seed", "2", "--prompt", "ROMEO:"]
+    free = run_cli("generate", str(tiny_lm_run), *options).stdout
+    assert free.count("\n") >= 4  # the tiny model breaks lines often enough
+    for lines in (1, 3):
+        cut = run_cli("generate", str(tiny_lm_run), *options, "--lines", str(lines))
+        assert cut.returncode == 0, cut.stderr
+        assert cut.stdout == "\n".join(free.split("\n")[:lines]) + "\n"
+    beam = run_cli("generate", str(tiny_lm_run), "--beam-size", "3", "--num-samples", "2", "--lines", "1",
+                   "--max-tokens", "60", "--prompt", "First Citizen:\nWe")
+    assert beam.returncode == 0, beam.stderr
+    texts = beam.stdout.rstrip("\n").split("\n\n")
+    assert len(texts) == 2 and all(text.startswith("First Citizen:\nWe") and text.count("\n") == 1
+                                   for text in texts)
+    assert_user_error(run_cli("generate", str(tiny_lm_run), "--beam-size", "2", "--lines", "2"), "--lines")
+    assert_user_error(run_cli("generate", str(tiny_lm_run), "--lines", "-1"), "--lines")
+
+
 def test_generate_warns_on_unknown_prompt_characters(tiny_lm_run):
     result = run_cli("generate", str(tiny_lm_run), "--prompt", "Ωmega", "--max-tokens", "5", "--seed", "1")
     assert result.returncode == 0, result.stderr

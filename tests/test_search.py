@@ -146,6 +146,23 @@ def test_sampling_is_reproducible_with_a_seed():
     assert not torch.equal(draws[0], other)
 
 
+def test_sampling_stops_each_row_at_its_nth_eos():
+    """`eos_count`: a row runs on through its first <eos>s, stops at the n-th and is padded with
+    <eos> after it; the draws before are those of sampling without a stop."""
+    step = table_step({}, 4)  # uniform over 4 tokens, <eos> among them
+    state, ids = start(8)
+    free = sample(step, state, ids, max_tokens=40, generator=torch.Generator().manual_seed(3))
+    stopped = sample(step, state, ids, max_tokens=40, eos_id=EOS, eos_count=3,
+                     generator=torch.Generator().manual_seed(3))
+    for free_row, row in zip(free.tolist(), stopped.tolist()):
+        ends = [position for position, token in enumerate(free_row) if token == EOS]
+        assert len(ends) >= 3  # 40 uniform draws over 4 tokens
+        third = ends[2]
+        assert row[:third + 1] == free_row[:third + 1] and set(row[third:]) == {EOS}
+    assert stopped.size(1) == max(
+        [position for position, token in enumerate(row) if token == EOS][2] + 1 for row in free.tolist())
+
+
 def test_sample_scored_gives_each_drawn_token_its_model_log_probability():
     table = {(): [0.1, 0.6, 0.3], (1,): [0.7, 0.2, 0.1], (2,): [0.2, 0.4, 0.4]}
     step = table_step(table, 3)
