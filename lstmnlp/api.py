@@ -123,14 +123,18 @@ class TranslatorRun:
         self.loaded.model = apply_quantize(self.loaded.model, quantize)
 
     def translate(self, lines: Sequence[str], *, beam_size: int = 5, batch_size: int = 64,
-                  length_penalty: float = 1.0, max_length_ratio: float = 1.5) -> list[str]:
-        """The best translation of each line, in input order, as `lstmnlp translate` (fp32)."""
+                  length_penalty: float = 1.0, max_length_ratio: float = 1.5,
+                  prefixes: Sequence[str] | None = None) -> list[str]:
+        """The best translation of each line, in input order, as `lstmnlp translate` (fp32);
+        `prefixes`: the start each translation must have, as `--prefix`."""
         from lstmnlp.translation import translate_lines
 
         loaded = self.loaded
+        if prefixes is not None and len(prefixes) != len(lines):
+            raise ValueError(f"{len(prefixes)} prefixes for {len(lines)} lines")
         results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, list(lines),
                                   beam_size=beam_size, batch_size=batch_size, alpha=length_penalty,
-                                  max_length_ratio=max_length_ratio,
+                                  max_length_ratio=max_length_ratio, prefixes=prefixes,
                                   max_source_length=4 * loaded.config.data.max_length)
         return [candidates[0][0] for candidates in results]
 

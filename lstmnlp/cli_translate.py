@@ -41,6 +41,8 @@ def translate(
     top_k: int = typer.Option(0, "--top-k", help="Sampling: from the K most likely pieces (0: all)."),
     top_p: float = typer.Option(1.0, "--top-p", help="Sampling: nucleus mass (1: all)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Sampling: same seed and options, same draws."),
+    prefix: Optional[Path] = typer.Option(None, "--prefix", help="Target prefixes, one per input line: each "
+                                          "translation begins with its line (forced), an empty line leaves it free."),
 ) -> None:
     """Translate text with a trained model: one line in, one line out, input order kept."""
     if beam_size < 1 or batch_size < 1 or nbest < 1 or max_length_ratio <= 0:
@@ -50,6 +52,7 @@ def translate(
     if nbest > beam_size and sampling is None:
         raise UserError("--nbest cannot exceed --beam-size")
     check_precision(precision)
+    from lstmnlp.data import read_lines
     from lstmnlp.ensemble import Seq2SeqEnsemble, load_translation_ensemble
     from lstmnlp.quantize import apply_quantize
     from lstmnlp.translation import translate_lines
@@ -66,21 +69,25 @@ def translate(
         raise UserError(f"{output.parent}: output directory does not exist")
     device = next(loaded.model.parameters()).device
     bf16 = not quantize and decode_in_bf16(precision, 1 if sampling else beam_size, batch_size, device)
+    prefixes = read_lines(prefix) if prefix is not None else None
 
     def render(lines: list[str]) -> list[str]:
+        if prefixes is not None and len(prefixes) != len(lines):
+            raise UserError(f"--prefix {prefix}: {len(prefixes):,} line(s) for {len(lines):,} input line(s); "
+                            "give one prefix a line (an empty line for none)")
         results = translate_lines(loaded.model, loaded.tokenizer, loaded.target_tokenizer, lines,
                                   beam_size=beam_size, batch_size=batch_size, alpha=length_penalty,
                                   max_length_ratio=max_length_ratio, nbest=nbest,
                                   max_source_length=4 * loaded.config.data.max_length,
                                   no_repeat_ngram_size=no_repeat_ngram_size, sampling=sampling, bf16=bf16,
-                                  warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
+                                  prefixes=prefixes, warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
                                                                         highlight=False))
         if save_attention is not None:
             _write_attention(loaded, lines, [candidates[0][0] for candidates in results], save_attention)
         return [f"{score:.4f}\t{text}" if scores else text
                 for candidates in results for text, score in candidates[:nbest]]
 
-    map_lines(input, output, render, interactive=save_attention is None)
+    map_lines(input, output, render, interactive=save_attention is None and prefix is None)
 
 
 def _write_attention(loaded, lines: list[str], translations: list[str], path: Path) -> None:

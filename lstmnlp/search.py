@@ -66,44 +66,71 @@ def block_repeated_ngrams(log_probs: torch.Tensor, history: torch.Tensor, size: 
     return torch.where(stuck, log_probs, blocked)
 
 
+def force_tokens(log_probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Rows whose entry of `tokens` (R,) is a token id may produce only that token, at its own
+    log-probability; rows at -1 stay free. log_probs: (R, V)."""
+    forced = tokens >= 0
+    if not bool(forced.any()):
+        return log_probs
+    index = tokens.clamp(min=0)[:, None]  # (R, 1)
+    only = torch.full_like(log_probs, float("-inf")).scatter_(1, index, log_probs.gather(1, index))
+    return torch.where(forced[:, None], only, log_probs)
+
+
+def forced_column(prefixes: torch.Tensor | None, position: int, rows: torch.Tensor | None = None,
+                  repeat: int = 1) -> torch.Tensor | None:
+    """The prefix token each row must produce at `position` (-1: free), or None past every prefix;
+    `rows` picks rows of `prefixes` (B, P), each repeated `repeat` times (its beams)."""
+    if prefixes is None or position >= prefixes.size(1):
+        return None
+    column = prefixes[:, position] if rows is None else prefixes.index_select(0, rows)[:, position]
+    return column.repeat_interleave(repeat) if repeat > 1 else column
+
+
 @torch.inference_mode()
 def sample(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
            generator: torch.Generator | None = None, no_repeat_ngram_size: int = 0,
-           on_tokens: Callable[[torch.Tensor], None] | None = None, eos_count: int = 1) -> torch.Tensor:
+           on_tokens: Callable[[torch.Tensor], None] | None = None, eos_count: int = 1,
+           prefixes: torch.Tensor | None = None) -> torch.Tensor:
     """Draw up to `max_tokens` tokens per row; temperature 0 is greedy (argmax).
 
     Rows stop at their `eos_count`-th `eos_id` (and are padded with it); `eos_id=None` never stops.
+    `prefixes` (B, P), -1 padded: each row first produces its tokens (forced decoding).
     `no_repeat_ngram_size` n > 0: no row produces an n-gram twice (`block_repeated_ngrams`).
     `on_tokens` receives each new (B,) column as it is produced, for streaming.
     Returns (B, steps) token ids.
     """
     return _draw(step, state, start_ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
                  top_p=top_p, eos_id=eos_id, generator=generator, no_repeat_ngram_size=no_repeat_ngram_size,
-                 on_tokens=on_tokens, scored=False, eos_count=eos_count)[0]
+                 on_tokens=on_tokens, scored=False, eos_count=eos_count, prefixes=prefixes)[0]
 
 
 @torch.inference_mode()
 def sample_scored(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int,
                   temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
-                  generator: torch.Generator | None = None,
-                  no_repeat_ngram_size: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                  generator: torch.Generator | None = None, no_repeat_ngram_size: int = 0,
+                  prefixes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`sample`, with each drawn token's log-probability under the model, before temperature and
     filtering (0 after a row's <eos>; its sum is what beam search calls a score): two (B, steps)."""
     return _draw(step, state, start_ids, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
                  top_p=top_p, eos_id=eos_id, generator=generator, no_repeat_ngram_size=no_repeat_ngram_size,
-                 on_tokens=None, scored=True)
+                 on_tokens=None, scored=True, prefixes=prefixes)
 
 
 def _draw(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens: int, temperature: float,
           top_k: int, top_p: float, eos_id: int | None, generator: torch.Generator | None,
           no_repeat_ngram_size: int, on_tokens: Callable[[torch.Tensor], None] | None,
-          scored: bool, eos_count: int = 1) -> tuple[torch.Tensor, torch.Tensor | None]:
+          scored: bool, eos_count: int = 1,
+          prefixes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     prev_ids, columns, chosen = start_ids, [], []
     finished = torch.zeros_like(start_ids, dtype=torch.bool)
     ends = torch.zeros_like(start_ids)  # <eos> drawn so far per row
     for _ in range(max_tokens):
         log_probs, state = step(prev_ids, state)  # (B, V)
+        forced = forced_column(prefixes, len(columns))
+        if forced is not None:
+            log_probs = force_tokens(log_probs, forced)
         if no_repeat_ngram_size and columns:
             log_probs = block_repeated_ngrams(log_probs, torch.stack(columns, dim=1), no_repeat_ngram_size)
         if temperature == 0:
@@ -137,7 +164,8 @@ def length_penalty(length: int, alpha: float) -> float:
 @torch.inference_mode()
 def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam_size: int,
                 max_lengths: torch.Tensor | int, eos_id: int | None = None, alpha: float = 0.0,
-                nbest: int = 1, no_repeat_ngram_size: int = 0) -> list[list[Hypothesis]]:
+                nbest: int = 1, no_repeat_ngram_size: int = 0,
+                prefixes: torch.Tensor | None = None) -> list[list[Hypothesis]]:
     """Beam search over all rows and beams at once.
 
     Hypotheses that end in `eos_id` are kept aside; a row is done once it holds `beam_size`
@@ -151,6 +179,8 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         max_lengths: (B,) or one int: the most tokens a hypothesis may have (without <eos>).
         alpha: GNMT length-penalty exponent; 0 ranks by summed log-probability.
         no_repeat_ngram_size: n > 0: no hypothesis holds an n-gram twice (`block_repeated_ngrams`).
+        prefixes: (B, P) token ids, -1 padded: every hypothesis of row b begins with its tokens
+            (forced decoding of a given start, scored by the model as any other token).
 
     Returns:
         For each row, up to `nbest` distinct hypotheses, best first.
@@ -181,6 +211,9 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         if not active:
             break
         log_probs, state = step(prev_ids, state)  # (A*K, V)
+        forced = forced_column(prefixes, length, torch.tensor(active, device=device), beam_size)
+        if forced is not None:
+            log_probs = force_tokens(log_probs, forced)
         if no_repeat_ngram_size:
             log_probs = block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
         count, vocab = len(active), log_probs.size(-1)

@@ -214,8 +214,8 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
                     beam_size: int = 5, batch_size: int = 64, alpha: float = 1.0, max_length_ratio: float = 1.5,
                     nbest: int = 1, fast_greedy: bool = False, max_source_length: int = 0,
                     warn: Callable[[str], None] | None = None, bf16: bool = False,
-                    no_repeat_ngram_size: int = 0,
-                    sampling: Sampling | None = None) -> list[list[tuple[str, float]]]:
+                    no_repeat_ngram_size: int = 0, sampling: Sampling | None = None,
+                    prefixes: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
     """Translate lines in batches of similar length; the result keeps input order.
 
     Each output is up to `nbest` (text, score) pairs; an empty line gives [("", 0.0)]. A
@@ -226,10 +226,13 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
     `bf16` decodes under bfloat16 autocast (scores are summed in float32). `no_repeat_ngram_size`
     n > 0: no translation holds an n-gram of pieces twice. `sampling`: draw `nbest` translations
     per sentence from the model instead of searching (sampled back-translation, Edunov et al. 2018).
+    `prefixes`: one target text per line ("" for none) that its translations begin with: its pieces
+    are forced, then the search goes on (OpenNMT-py's `-tgt_prefix`, fairseq's `--prefix-size`).
     """
     model.eval()
     device = next(model.parameters()).device
     encoded = encode_sources(source_tokenizer, lines, max_source_length, warn)
+    forced = target_tokenizer.encode_batch(list(prefixes)) if prefixes is not None else None
     results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
     generator = None
     if sampling is not None and sampling.seed is not None:
@@ -241,19 +244,32 @@ def translate_lines(model, source_tokenizer: Tokenizer, target_tokenizer: Tokeni
         lengths = batch.source_lengths
         starts = torch.full((len(rows),), BOS_ID, dtype=torch.long, device=device)
         limits = (lengths.float() * max_length_ratio).ceil().long() + 5
+        batch_prefixes = None
+        if forced is not None:
+            batch_prefixes = _prefix_tensor([forced[i] for i in rows], device)
+            limits = torch.maximum(limits, (batch_prefixes >= 0).sum(dim=1).cpu() + 5)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             state = model.encode(batch.source_ids.to(device), lengths.to(device))
             if fast_greedy or sampling is not None:
                 hypotheses = _sampled(model, state, starts, limits, 1 if fast_greedy else nbest,
                                       GREEDY if fast_greedy else sampling, generator=generator, alpha=alpha,
-                                      no_repeat_ngram_size=0 if fast_greedy else no_repeat_ngram_size)
+                                      no_repeat_ngram_size=0 if fast_greedy else no_repeat_ngram_size,
+                                      prefixes=batch_prefixes)
             else:
                 hypotheses = beam_search(model.step, state, starts, beam_size=beam_size, max_lengths=limits,
                                          eos_id=EOS_ID, alpha=alpha, nbest=nbest,
-                                         no_repeat_ngram_size=no_repeat_ngram_size)
+                                         no_repeat_ngram_size=no_repeat_ngram_size, prefixes=batch_prefixes)
         for row, found in zip(rows, hypotheses):
             results[row] = [(target_tokenizer.decode(h.tokens), h.score) for h in found]
     return results
+
+
+def _prefix_tensor(prefixes: list[list[int]], device: torch.device) -> torch.Tensor | None:
+    """(B, P) forced target pieces, -1 padded; None when no row has any."""
+    width = max(map(len, prefixes), default=0)
+    if not width:
+        return None
+    return torch.tensor([ids + [-1] * (width - len(ids)) for ids in prefixes], dtype=torch.long, device=device)
 
 
 def encode_sources(tokenizer: Tokenizer, lines: Sequence[str], max_source_length: int = 0,
@@ -284,14 +300,16 @@ GREEDY = Sampling(temperature=0.0)  # temperature 0: the most probable piece at 
 
 
 def _sampled(model, state, starts: torch.Tensor, limits: torch.Tensor, count: int, sampling: Sampling, *,
-             generator: torch.Generator | None, alpha: float, no_repeat_ngram_size: int) -> list[list[Hypothesis]]:
+             generator: torch.Generator | None, alpha: float, no_repeat_ngram_size: int,
+             prefixes: torch.Tensor | None = None) -> list[list[Hypothesis]]:
     """`count` translations drawn for each sentence (greedy: one), all in one batch (a sentence's
     draws are consecutive rows sharing its encoder memory), best first by length-normalized
     log-probability."""
     tokens, log_probs = sample_scored(model.step, state.expand_beams(count), starts.repeat_interleave(count),
                                       max_tokens=int(limits.max()), temperature=sampling.temperature,
                                       top_k=sampling.top_k, top_p=sampling.top_p, eos_id=EOS_ID,
-                                      generator=generator, no_repeat_ngram_size=no_repeat_ngram_size)
+                                      generator=generator, no_repeat_ngram_size=no_repeat_ngram_size,
+                                      prefixes=None if prefixes is None else prefixes.repeat_interleave(count, dim=0))
     hypotheses: list[list[Hypothesis]] = [[] for _ in range(starts.size(0))]
     for row, (ids, scores) in enumerate(zip(tokens.tolist(), log_probs.tolist())):
         ids = ids[:int(limits[row // count])]

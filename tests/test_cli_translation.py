@@ -5,6 +5,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import lstmnlp
+
 from conftest import ROOT, answers_at_terminal, assert_user_error, require_data, run_cli
 
 TINY_MT = ["--set", "model.embedding_dim=16", "--set", "model.hidden_size=16", "--set", "model.num_layers=1",
@@ -256,6 +258,31 @@ def test_translate_int8(tiny_mt_run):
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.split("\n")) == 4 and "Warning" not in result.stderr
     assert_user_error(run_cli("translate", str(tiny_mt_run), "--quantize", "int4", stdin=text), "int8")
+
+
+def test_translate_with_target_prefixes(tiny_mt_run, tmp_path):
+    """`--prefix`: each translation begins with its line's prefix; a line without one translates
+    as it does without the option; the API agrees; a misaligned file is a one-line error."""
+    source, prefixes = tmp_path / "in.de", tmp_path / "prefix.en"
+    lines = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee.", "Eine Frau singt ein Lied."]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prefixes.write_text("A woman\n\nThree cats\n", encoding="utf-8")
+    for search in (["--beam-size", "3"], ["--beam-size", "1"], ["--temperature", "0.7", "--seed", "1"]):
+        free = run_cli("translate", str(tiny_mt_run), "--input", str(source), *search)
+        forced = run_cli("translate", str(tiny_mt_run), "--input", str(source), "--prefix", str(prefixes), *search)
+        assert forced.returncode == 0, forced.stderr
+        outputs, free_outputs = forced.stdout.splitlines(), free.stdout.splitlines()
+        assert outputs[0].startswith("A woman") and outputs[2].startswith("Three cats")
+        assert outputs[1] == free_outputs[1] or "--temperature" in search  # draws differ once others are forced
+        assert outputs[0] != free_outputs[0] or free_outputs[0].startswith("A woman")
+    translator = lstmnlp.load(tiny_mt_run)
+    api = translator.translate(lines, beam_size=3, prefixes=["A woman", "", "Three cats"])
+    cli = run_cli("translate", str(tiny_mt_run), "--input", str(source), "--prefix", str(prefixes),
+                  "--beam-size", "3", "--precision", "fp32")
+    assert api == cli.stdout.splitlines()
+    (tmp_path / "short.en").write_text("A man\n", encoding="utf-8")
+    assert_user_error(run_cli("translate", str(tiny_mt_run), "--input", str(source), "--prefix",
+                              str(tmp_path / "short.en")), "--prefix")
 
 
 def test_auto_precision_uses_bf16_only_for_batched_beam_search():

@@ -5,7 +5,8 @@ from typing import NamedTuple
 import torch
 
 from lstmnlp import search as search_module
-from lstmnlp.search import beam_search, filter_log_probs, length_penalty, sample, sample_scored, top_k
+from lstmnlp.search import (beam_search, filter_log_probs, force_tokens, length_penalty, sample, sample_scored,
+                            top_k)
 
 
 class Prefix(NamedTuple):
@@ -90,6 +91,55 @@ def test_large_beam_matches_exhaustive_search():
     found = beam_search(step, state, ids, beam_size=vocab ** max_len, max_lengths=max_len, eos_id=EOS)[0][0]
     assert found.tokens == best_tokens
     assert abs(found.score - best_score) < 1e-5
+
+
+def test_beam_with_prefixes_matches_exhaustive_search_over_sequences_that_start_so():
+    """Forced prefixes: each row's best hypothesis is the best of all sequences that begin with
+    its prefix (exhaustively), scored with the prefix's own log-probabilities; a -1-padded
+    shorter prefix and an empty one (all -1) work in the same batch; sampling keeps them too."""
+    torch.manual_seed(3)
+    vocab, max_len = 4, 4
+    tables = {prefix: torch.softmax(torch.randn(vocab) * 2, -1).tolist()
+              for length in range(max_len + 1) for prefix in itertools.product(range(1, vocab), repeat=length)}
+    step = table_step(tables, vocab)
+
+    def logp(prefix, token):
+        return torch.tensor(tables[prefix][token]).log().item()
+
+    def best_starting_with(forced):
+        best_score, best_tokens = -float("inf"), None
+        for length in range(len(forced), max_len + 1):
+            for sequence in itertools.product(range(1, vocab), repeat=length):
+                if list(sequence[:len(forced)]) != forced:
+                    continue
+                score = sum(logp(sequence[:i], sequence[i]) for i in range(length))
+                if length < max_len:
+                    score += logp(sequence, EOS)
+                if score > best_score:
+                    best_score, best_tokens = score, list(sequence)
+        return best_tokens, best_score
+
+    forced = [[3, 1], [2, -1], [-1, -1]]
+    state, ids = start(3)
+    found = beam_search(step, state, ids, beam_size=vocab ** max_len, max_lengths=max_len, eos_id=EOS,
+                        prefixes=torch.tensor(forced))
+    for row, tokens in enumerate(forced):
+        expected_tokens, expected_score = best_starting_with([t for t in tokens if t >= 0])
+        assert found[row][0].tokens == expected_tokens
+        assert abs(found[row][0].score - expected_score) < 1e-5
+    free = beam_search(step, start(1)[0], ids[:1], beam_size=vocab ** max_len, max_lengths=max_len, eos_id=EOS)
+    assert free[0][0].tokens == found[2][0].tokens  # no prefix: the unforced search
+    drawn = sample(step, state, ids, max_tokens=max_len, eos_id=EOS, prefixes=torch.tensor(forced),
+                   generator=torch.Generator().manual_seed(0))
+    assert drawn[0, :2].tolist() == [3, 1] and drawn[1, 0].item() == 2
+
+
+def test_force_tokens_keeps_the_forced_log_probability():
+    log_probs = torch.log_softmax(torch.randn(3, 5), dim=-1)
+    forced = force_tokens(log_probs, torch.tensor([2, -1, 0]))
+    assert torch.equal(forced[1], log_probs[1])
+    assert forced[0, 2] == log_probs[0, 2] and torch.isneginf(forced[0]).sum() == 4
+    assert forced[2, 0] == log_probs[2, 0] and torch.isneginf(forced[2]).sum() == 4
 
 
 def test_nbest_are_distinct_and_sorted():
