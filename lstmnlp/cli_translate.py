@@ -80,7 +80,8 @@ def translate(
                                   max_length_ratio=max_length_ratio, nbest=nbest,
                                   max_source_length=4 * loaded.config.data.max_length,
                                   no_repeat_ngram_size=no_repeat_ngram_size, sampling=sampling, bf16=bf16,
-                                  prefixes=prefixes, warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
+                                  prefixes=prefixes,
+                                  warn=lambda text: error_console.print(f"[yellow]warning:[/yellow] {text}",
                                                                         highlight=False))
         if save_attention is not None:
             _write_attention(loaded, lines, [candidates[0][0] for candidates in results], save_attention)
