@@ -37,6 +37,25 @@ def start(batch=1):
     return Prefix(torch.zeros(batch, 0, dtype=torch.long)), torch.full((batch,), 9, dtype=torch.long)
 
 
+def exhaustive_best(tables: dict, vocab: int, max_len: int, allowed=lambda sequence: True):
+    """(tokens, score) of the most likely sequence of at most `max_len` tokens (ended by <eos>
+    when shorter) among those `allowed` accepts, by trying every one; `tables` as `table_step`'s."""
+    def logp(prefix, token):
+        return torch.tensor(tables[prefix][token]).log().item()
+
+    best_score, best_tokens = -float("inf"), None
+    for length in range(max_len + 1):
+        for sequence in itertools.product(range(1, vocab), repeat=length):
+            if not allowed(sequence):
+                continue
+            score = sum(logp(sequence[:i], sequence[i]) for i in range(length))
+            if length < max_len:
+                score += logp(sequence, EOS)  # ended with eos
+            if score > best_score:
+                best_score, best_tokens = score, list(sequence)
+    return best_tokens, best_score
+
+
 def test_beam_finds_the_known_best_where_greedy_fails():
     # Greedy takes token 1 (0.6) then is stuck with 0.4 x 0.5; token 2 (0.4) leads to 0.9 then eos.
     table = {(): [0.0, 0.6, 0.4], (1,): [0.5, 0.25, 0.25], (2,): [0.9, 0.05, 0.05],
@@ -76,18 +95,7 @@ def test_large_beam_matches_exhaustive_search():
               for length in range(max_len + 1) for prefix in itertools.product(range(1, vocab), repeat=length)}
     step = table_step(tables, vocab)
     state, ids = start()
-
-    def logp(prefix, token):
-        return torch.tensor(tables[prefix][token]).log().item()
-
-    best_score, best_tokens = -float("inf"), None
-    for length in range(max_len + 1):
-        for prefix in itertools.product(range(1, vocab), repeat=length):
-            score = sum(logp(prefix[:i], prefix[i]) for i in range(length))
-            if length < max_len:
-                score += logp(prefix, EOS)  # ended with eos
-            if score > best_score:
-                best_score, best_tokens = score, list(prefix)
+    best_tokens, best_score = exhaustive_best(tables, vocab, max_len)
     found = beam_search(step, state, ids, beam_size=vocab ** max_len, max_lengths=max_len, eos_id=EOS)[0][0]
     assert found.tokens == best_tokens
     assert abs(found.score - best_score) < 1e-5
@@ -103,21 +111,8 @@ def test_beam_with_prefixes_matches_exhaustive_search_over_sequences_that_start_
               for length in range(max_len + 1) for prefix in itertools.product(range(1, vocab), repeat=length)}
     step = table_step(tables, vocab)
 
-    def logp(prefix, token):
-        return torch.tensor(tables[prefix][token]).log().item()
-
     def best_starting_with(forced):
-        best_score, best_tokens = -float("inf"), None
-        for length in range(len(forced), max_len + 1):
-            for sequence in itertools.product(range(1, vocab), repeat=length):
-                if list(sequence[:len(forced)]) != forced:
-                    continue
-                score = sum(logp(sequence[:i], sequence[i]) for i in range(length))
-                if length < max_len:
-                    score += logp(sequence, EOS)
-                if score > best_score:
-                    best_score, best_tokens = score, list(sequence)
-        return best_tokens, best_score
+        return exhaustive_best(tables, vocab, max_len, lambda sequence: list(sequence[:len(forced)]) == forced)
 
     forced = [[3, 1], [2, -1], [-1, -1]]
     state, ids = start(3)
@@ -340,21 +335,11 @@ def test_beam_search_with_ngram_blocking_matches_exhaustive_search():
     step = table_step(tables, vocab)
     state, ids = start()
 
-    def logp(prefix, token):
-        return torch.tensor(tables[prefix][token]).log().item()
-
     best = {}
     for size in (0, 2):
-        best_score, best_tokens = -float("inf"), None
-        for length in range(max_len + 1):
-            for prefix in itertools.product(range(1, vocab), repeat=length):
-                if size and len(set(_ngrams(prefix, size))) < len(_ngrams(prefix, size)):
-                    continue
-                score = sum(logp(prefix[:i], prefix[i]) for i in range(length))
-                if length < max_len:
-                    score += logp(prefix, EOS)
-                if score > best_score:
-                    best_score, best_tokens = score, list(prefix)
+        best_tokens, best_score = exhaustive_best(
+            tables, vocab, max_len,
+            lambda sequence: not size or len(set(_ngrams(sequence, size))) == len(_ngrams(sequence, size)))
         found = beam_search(step, state, ids, beam_size=vocab ** max_len, max_lengths=max_len, eos_id=EOS,
                             no_repeat_ngram_size=size)[0][0]
         assert found.tokens == best_tokens and abs(found.score - best_score) < 1e-5
