@@ -77,13 +77,15 @@ def force_tokens(log_probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return torch.where(forced[:, None], only, log_probs)
 
 
-def forced_column(prefixes: torch.Tensor | None, position: int, rows: torch.Tensor | None = None,
+def forced_column(prefixes: torch.Tensor | None, position: int, rows: list[int] | None = None,
                   repeat: int = 1) -> torch.Tensor | None:
     """The prefix token each row must produce at `position` (-1: free), or None past every prefix;
     `rows` picks rows of `prefixes` (B, P), each repeated `repeat` times (its beams)."""
     if prefixes is None or position >= prefixes.size(1):
         return None
-    column = prefixes[:, position] if rows is None else prefixes.index_select(0, rows)[:, position]
+    column = prefixes[:, position]
+    if rows is not None:
+        column = column.index_select(0, torch.tensor(rows, device=prefixes.device))
     return column.repeat_interleave(repeat) if repeat > 1 else column
 
 
@@ -211,7 +213,7 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         if not active:
             break
         log_probs, state = step(prev_ids, state)  # (A*K, V)
-        forced = forced_column(prefixes, length, torch.tensor(active, device=device), beam_size)
+        forced = forced_column(prefixes, length, active, beam_size)
         if forced is not None:
             log_probs = force_tokens(log_probs, forced)
         if no_repeat_ngram_size:
