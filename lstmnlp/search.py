@@ -77,16 +77,17 @@ def force_tokens(log_probs: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     return torch.where(forced[:, None], only, log_probs)
 
 
-def forced_column(prefixes: torch.Tensor | None, position: int, rows: list[int] | None = None,
-                  repeat: int = 1) -> torch.Tensor | None:
-    """The prefix token each row must produce at `position` (-1: free), or None past every prefix;
-    `rows` picks rows of `prefixes` (B, P), each repeated `repeat` times (its beams)."""
+def force_prefixes(log_probs: torch.Tensor, prefixes: torch.Tensor | None, position: int,
+                   rows: list[int] | None = None, repeat: int = 1) -> torch.Tensor:
+    """`force_tokens` with each row's prefix token at `position` ((B, P) `prefixes`, -1 padded);
+    unchanged without prefixes or past them. `rows` picks rows of `prefixes`, each repeated
+    `repeat` times (its beams), to match the rows of `log_probs`."""
     if prefixes is None or position >= prefixes.size(1):
-        return None
+        return log_probs
     column = prefixes[:, position]
     if rows is not None:
         column = column.index_select(0, torch.tensor(rows, device=prefixes.device))
-    return column.repeat_interleave(repeat) if repeat > 1 else column
+    return force_tokens(log_probs, column.repeat_interleave(repeat) if repeat > 1 else column)
 
 
 @torch.inference_mode()
@@ -130,9 +131,7 @@ def _draw(step: StepFunction, state: Any, start_ids: torch.Tensor, *, max_tokens
     ends = torch.zeros_like(start_ids)  # <eos> drawn so far per row
     for _ in range(max_tokens):
         log_probs, state = step(prev_ids, state)  # (B, V)
-        forced = forced_column(prefixes, len(columns))
-        if forced is not None:
-            log_probs = force_tokens(log_probs, forced)
+        log_probs = force_prefixes(log_probs, prefixes, len(columns))
         if no_repeat_ngram_size and columns:
             log_probs = block_repeated_ngrams(log_probs, torch.stack(columns, dim=1), no_repeat_ngram_size)
         if temperature == 0:
@@ -213,9 +212,7 @@ def beam_search(step: StepFunction, state: Any, start_ids: torch.Tensor, *, beam
         if not active:
             break
         log_probs, state = step(prev_ids, state)  # (A*K, V)
-        forced = forced_column(prefixes, length, active, beam_size)
-        if forced is not None:
-            log_probs = force_tokens(log_probs, forced)
+        log_probs = force_prefixes(log_probs, prefixes, length, active, beam_size)
         if no_repeat_ngram_size:
             log_probs = block_repeated_ngrams(log_probs, history, no_repeat_ngram_size)
         count, vocab = len(active), log_probs.size(-1)
