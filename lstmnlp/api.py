@@ -49,7 +49,7 @@ def load(*run_dirs: PathLike, quantize: str = "") -> LanguageModelRun | Classifi
 
 
 class LanguageModelRun:
-    """A language model (or an ensemble of them): `generate`, `score`, `score_lines`."""
+    """A language model (or an ensemble of them): `generate`, `complete`, `score`, `score_lines`."""
 
     def __init__(self, run_dirs: Sequence[Path], quantize: str = "") -> None:
         from lstmnlp.ensemble import load_language_model_ensemble
@@ -74,6 +74,18 @@ class LanguageModelRun:
         return generate_text(model, tokenizer, prompt=prompt, max_tokens=max_tokens, temperature=temperature,
                              top_k=top_k, top_p=top_p, seed=seed, no_repeat_ngram_size=no_repeat_ngram_size,
                              backward=self.backward, lines=lines)
+
+    def complete(self, prompts: Sequence[str], *, max_tokens: int = 200, temperature: float = 0.8, top_k: int = 0,
+                 top_p: float = 1.0, seed: int | None = None, beam_size: int = 1, num_samples: int = 1,
+                 no_repeat_ngram_size: int = 0, batch_size: int = 64) -> list[list[str]]:
+        """`lstmnlp generate --input`: for each one-line prompt, `num_samples` lines, the prompt's
+        line as the model ends it (prompt included), in batches of `batch_size` rows."""
+        from lstmnlp.line_completion import complete_lines
+
+        return complete_lines(self.loaded.model, self.loaded.tokenizer, prompts, max_tokens=max_tokens,
+                              temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, beam_size=beam_size,
+                              num_samples=num_samples, no_repeat_ngram_size=no_repeat_ngram_size,
+                              backward=self.backward, batch_size=batch_size)
 
     def score(self, text: str) -> dict:
         """`lstmnlp score --json` of `text`: tokens, nll_per_token, perplexity, words, ..."""

@@ -15,10 +15,11 @@ from rich.table import Table
 
 from lstmnlp.cli_average import average
 from lstmnlp.cli_classify import classify, run_cross_validation
+from lstmnlp.cli_generate import generate
 from lstmnlp.cli_inspect import inspect, plot
 from lstmnlp.cli_score import score
 from lstmnlp.cli_translate import evaluate, translate
-from lstmnlp.cli_io import check_no_repeat_ngram_size, console, error_console, user_errors
+from lstmnlp.cli_io import console, error_console, user_errors
 from lstmnlp.cli_tokenize import tokenize_app
 from lstmnlp.errors import UserError
 
@@ -204,98 +205,9 @@ def _render_train_summary(summary) -> None:
     console.print(summary.sample, markup=False, highlight=False)
 
 
-# ---------------------------------------------------------------- generate and score
-
-
-@app.command()
-@user_errors
-def generate(
-    run_dirs: Optional[list[Path]] = typer.Argument(
-        None, help="Run directory (default: the latest in ./runs); several, or an ensemble run: their "
-                   "next-token probabilities averaged."),
-    prompt: str = typer.Option("", "--prompt", help="Text to continue."),
-    max_tokens: int = typer.Option(500, "--max-tokens", help="Tokens to generate."),
-    temperature: float = typer.Option(0.8, "--temperature", help="0 is greedy."),
-    top_k: int = typer.Option(0, "--top-k", help="Sample from the K most likely tokens (0: all)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1: all)."),
-    beam_size: int = typer.Option(1, "--beam-size", help="Above 1: beam search for the likeliest text."),
-    num_samples: int = typer.Option(1, "--num-samples", help="How many texts to produce."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Same seed and options give the same text."),
-    quantize: str = typer.Option("", "--quantize", help="int8: dynamic int8 quantization for faster CPU sampling."),
-    no_repeat_ngram_size: int = typer.Option(0, "--no-repeat-ngram-size",
-                                             help="N > 0: the text never repeats N tokens in a row it already holds."),
-    lines: int = typer.Option(0, "--lines", help="N > 0: each text ends at the N-th line break the model writes "
-                              "(beam search: 1, the likeliest rest of the line); 0: --max-tokens alone."),
-) -> None:
-    """Continue a prompt with a trained language model, streaming the text.
-
-    A backward language model writes the text before the prompt."""
-    _check_generate_options(max_tokens, temperature, top_k, top_p, beam_size, num_samples, lines)
-    check_no_repeat_ngram_size(no_repeat_ngram_size)
-    from lstmnlp.checkpoint import latest_run
-    from lstmnlp.ensemble import load_language_model_ensemble
-    from lstmnlp.language_modeling import beam_generate, generate_text, with_prompt
-    from lstmnlp.quantize import apply_quantize
-
-    loaded = load_language_model_ensemble(run_dirs or [latest_run()])
-    loaded.model = apply_quantize(loaded.model, quantize)
-    unknown = loaded.tokenizer.unknown_characters(prompt)
-    if unknown:
-        error_console.print(f"[yellow]warning:[/yellow] the vocabulary has no {''.join(unknown)!r}; "
-                            "those characters are read as <unk>", highlight=False)
-    backward = loaded.config.model.backward
-    if beam_size > 1:
-        results = beam_generate(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
-                                beam_size=beam_size, nbest=num_samples, no_repeat_ngram_size=no_repeat_ngram_size,
-                                backward=backward, one_line=lines == 1)
-        for number, (text, _) in enumerate(results):
-            _write_sample(number, with_prompt(prompt, text, backward=backward))
-        return
-    for number in range(num_samples):
-        if number:
-            sys.stdout.write("\n")
-        sys.stdout.write("" if backward else prompt)
-        generate_text(loaded.model, loaded.tokenizer, prompt=prompt, max_tokens=max_tokens,
-                      temperature=temperature, top_k=top_k, top_p=top_p,
-                      seed=None if seed is None else seed + number, no_repeat_ngram_size=no_repeat_ngram_size,
-                      on_text=_stream, backward=backward, lines=lines)
-        sys.stdout.write((prompt if backward else "") + "\n")
-        sys.stdout.flush()
-
-
-def _stream(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
-def _write_sample(number: int, text: str) -> None:
-    if number:
-        sys.stdout.write("\n")
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def _check_generate_options(max_tokens: int, temperature: float, top_k: int, top_p: float,
-                            beam_size: int, num_samples: int, lines: int = 0) -> None:
-    if max_tokens < 1:
-        raise UserError("--max-tokens must be at least 1")
-    if temperature < 0:
-        raise UserError("--temperature must not be negative (0 is greedy)")
-    if top_k < 0:
-        raise UserError("--top-k must not be negative")
-    if not 0 < top_p <= 1:
-        raise UserError("--top-p must lie in (0, 1]")
-    if beam_size < 1 or num_samples < 1:
-        raise UserError("--beam-size and --num-samples must be at least 1")
-    if beam_size > 1 and num_samples > beam_size:
-        raise UserError("--num-samples cannot exceed --beam-size with beam search")
-    if lines < 0 or (beam_size > 1 and lines > 1):
-        raise UserError("--lines must not be negative, and beam search ends at one line (--lines 1)")
-
-
 # The other commands live beside their helpers; registered here, after train and generate, so
 # that `lstmnlp --help` lists them in the order a user meets them.
-for command in (score, translate, evaluate, classify, average, plot, inspect):
+for command in (generate, score, translate, evaluate, classify, average, plot, inspect):
     app.command()(command)
 
 

@@ -41,6 +41,12 @@ class EnsembleState:
     def select(self, index: torch.Tensor) -> "EnsembleState":
         return type(self)(tuple(state.select(index) for state in self.members))
 
+    @classmethod
+    def concat(cls, states: Sequence["EnsembleState"]) -> "EnsembleState":
+        """The states' batch rows one after another, member by member."""
+        members = zip(*(state.members for state in states))
+        return cls(tuple(type(parts[0]).concat(parts) for parts in members))
+
 
 @dataclass(frozen=True)
 class Seq2SeqEnsembleState(EnsembleState):

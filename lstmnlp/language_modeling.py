@@ -131,11 +131,17 @@ def prime(model, tokenizer: Tokenizer, prompt: str, *, backward: bool = False) -
     starts after a line break; a `backward` model reads the prompt from its end, which ends a line."""
     ids = encode_text(tokenizer, prompt, backward=backward)
     ids = torch.cat([torch.tensor([tokenizer.eos_id]), ids])  # the text starts (backward: ends) a line
+    return prime_ids(model, ids[None])
+
+
+@torch.inference_mode()
+def prime_ids(model, ids: torch.Tensor) -> tuple[torch.Tensor, object]:
+    """Feed each row of `ids` (B, T) but its last id: (last ids (B,), state after the rest)."""
     device = next(model.parameters()).device
-    state = model.initial_state(1)
-    if ids.numel() > 1:
-        _, state = model(ids[None, :-1].to(device), state)
-    return ids[-1:].to(device), state
+    state = model.initial_state(ids.size(0))
+    if ids.size(1) > 1:
+        _, state = model(ids[:, :-1].to(device), state)
+    return ids[:, -1].to(device), state
 
 
 @torch.inference_mode()

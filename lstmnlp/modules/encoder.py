@@ -5,7 +5,7 @@ Shapes: B batch, T time, E embedding, H hidden, L layers, D directions (1 or 2).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -29,6 +29,13 @@ class LSTMState(NamedTuple):
         """Rows `index` of the batch (beam reordering)."""
         cell = None if self.cell is None else self.cell.index_select(1, index)
         return LSTMState(self.hidden.index_select(1, index), cell)
+
+    @staticmethod
+    def concat(states: Sequence["LSTMState"]) -> "LSTMState":
+        """The states' batch rows one after another."""
+        cells = [state.cell for state in states]
+        cell = None if any(c is None for c in cells) else torch.cat(cells, dim=1)
+        return LSTMState(torch.cat([state.hidden for state in states], dim=1), cell)
 
     def detach(self) -> "LSTMState":
         """Cut the graph (truncated back-propagation through time)."""
