@@ -31,8 +31,8 @@ def generate(
                                              help="N > 0: the text never repeats N tokens in a row it already holds."),
     lines: int = typer.Option(0, "--lines", help="N > 0: each text ends at the N-th line break the model writes "
                               "(beam search: 1, the likeliest rest of the line); 0: --max-tokens alone."),
-    input: Optional[Path] = typer.Option(None, "--input", help="Prompts, one a line, completed in batches: each "
-                                         "gives --num-samples lines, the prompt's line as the model ends it."),
+    input: Optional[Path] = typer.Option(None, "--input", help="Prompts, one a line (-: stdin), completed in "
+                                         "batches: each gives --num-samples lines, its line as the model ends it."),
     output: Optional[Path] = typer.Option(None, "--output", help="With --input: write the lines here."),
     batch_size: int = typer.Option(64, "--batch-size", help="With --input: prompts (and samples) at once."),
 ) -> None:
@@ -62,7 +62,7 @@ def generate(
                                        no_repeat_ngram_size=no_repeat_ngram_size, batch_size=batch_size)
             return [line for lines_of_prompt in completed for line in lines_of_prompt]
 
-        map_lines(input, output, complete, interactive=False)
+        map_lines(None if str(input) == "-" else input, output, complete, interactive=False)
         return
     _warn_unknown(loaded.tokenizer, prompt)
     if beam_size > 1:

@@ -44,6 +44,8 @@ def test_sampled_completions_are_lines_and_repeatable(tiny_lm_run, prompts_file)
         assert all(len(sample) - len(prompt) <= 40 for sample in samples)
     assert len(set(lines)) > len(PROMPTS)  # the samples of a prompt differ
     assert run_cli("generate", str(tiny_lm_run), *options).stdout == first.stdout
+    from_stdin = run_cli("generate", str(tiny_lm_run), *options[2:], "--input", "-", stdin=prompts_file.read_text())
+    assert from_stdin.stdout == first.stdout
 
 
 def test_beam_completion_does_not_depend_on_the_batch(tiny_lm_run):
