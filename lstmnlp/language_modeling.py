@@ -172,18 +172,25 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
         if on_text is not None and new_text:
             on_text(new_text)
 
-    def step(prev_ids, step_state):
-        log_probs, step_state = model.step(prev_ids, step_state)
-        return log_probs.cpu(), step_state
-
-    sample(step, state, start, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-           generator=generator, no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=stream,
+    sample(cpu_step(model), state, start.cpu(), max_tokens=max_tokens, temperature=temperature, top_k=top_k,
+           top_p=top_p, generator=generator, no_repeat_ngram_size=no_repeat_ngram_size, on_tokens=stream,
            eos_id=tokenizer.eos_id if lines else None, eos_count=max(lines, 1))
     text = text_beside(tokenizer, context, produced, backward=backward)
     rest = text if backward else text_stream.finish()
     if on_text is not None and rest:
         on_text(rest)
     return text
+
+
+def cpu_step(model):
+    """The model's search step taking and giving CPU tensors: tokens are drawn with a CPU
+    generator, so the same seed gives the same text on any device."""
+    device = next(model.parameters()).device
+
+    def step(prev_ids, state):
+        log_probs, state = model.step(prev_ids.to(device), state)
+        return log_probs.cpu(), state
+    return step
 
 
 @torch.inference_mode()

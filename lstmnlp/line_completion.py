@@ -12,7 +12,7 @@ from typing import Sequence
 
 import torch
 
-from lstmnlp.language_modeling import prime_ids, prompt_line, with_prompt
+from lstmnlp.language_modeling import cpu_step, prime_ids, prompt_line, with_prompt
 from lstmnlp.lm_data import text_beside
 from lstmnlp.search import beam_search, sample
 from lstmnlp.tokenizer import Tokenizer
@@ -48,7 +48,7 @@ def complete_lines(model, tokenizer: Tokenizer, prompts: Sequence[str], *, max_t
                                 no_repeat_ngram_size=no_repeat_ngram_size)
             texts = [[hypothesis.tokens for hypothesis in hypotheses] for hypotheses in found]
         else:
-            drawn = sample(_cpu_step(model), state, start.cpu(), max_tokens=max_tokens, temperature=temperature,
+            drawn = sample(cpu_step(model), state, start.cpu(), max_tokens=max_tokens, temperature=temperature,
                            top_k=top_k, top_p=top_p, eos_id=eos, generator=generator,
                            no_repeat_ngram_size=no_repeat_ngram_size).tolist()
             texts = [[_before(ids, eos)] for ids in drawn]
@@ -71,20 +71,9 @@ def _prime_rows(model, sequences: list[list[int]]):
         order.extend(rows)
         starts.append(start)
         states.append(state)
-    back = torch.tensor(order).argsort()  # joined position -> the row's own position
+    back = torch.tensor(order).argsort()  # each row's position among the joined rows
     joined = type(states[0]).concat(states) if len(states) > 1 else states[0]
     return torch.cat(starts)[back.to(starts[0].device)], joined.select(back.to(starts[0].device))
-
-
-def _cpu_step(model):
-    """The model's search step taking and giving CPU tensors (tokens are drawn with a CPU
-    generator, so the same seed gives the same text on any device)."""
-    device = next(model.parameters()).device
-
-    def step(prev_ids, state):
-        log_probs, state = model.step(prev_ids.to(device), state)
-        return log_probs.cpu(), state
-    return step
 
 
 def _before(ids: list[int], eos: int) -> list[int]:
