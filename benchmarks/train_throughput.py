@@ -14,7 +14,7 @@ The ratio lstmnlp / bare is what the rest of the pipeline costs (goal: at least 
         [--precision auto|bf16|fp32] [--data ../shared/data] [--device cpu|cuda] [--peephole]
 
 Tasks and shapes:
-  lm          recipes/char-lm-shakespeare.yaml: its embedding, LSTM layers and streams x bptt (2x384, 32 x 32)
+  lm          recipes/char-lm-shakespeare.yaml: its embedding, LSTM layers and streams x bptt (2x384, 16 x 32)
   seq2seq     recipes/multi30k-de-en.yaml (biLSTM 2x256, decoder 512 without input feeding, joint
               unigram 8k, 64 sentences, dropout 0.3), against bare loops with the same attention:
               with Luong attention, as the recipe has it (Bahdanau), and Bahdanau with input
