@@ -90,4 +90,5 @@ def test_help_reflows_docstring_paragraphs():
     assert result.returncode == 0, result.stderr
     assert "cell states per unit (HTML or PNG) and the units" in result.stdout
     listing = run_cli("--help").stdout
-    assert "Continue a prompt with a trained language model, streaming the text." in listing
+    assert "Continue a prompt with a trained language model, streaming the text; or complete each line of --input." \
+        in listing
