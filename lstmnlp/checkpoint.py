@@ -208,7 +208,8 @@ def load_run(run_dir: Path, *, expected_task: str | tuple[str, ...] | None = Non
     if (run_dir / TARGET_TOKENIZER).is_file():
         target_tokenizer = Tokenizer(run_dir / TARGET_TOKENIZER)
     model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id,
-                        target_vocab_size=target_tokenizer.vocab_size, num_classes=len(meta.get("labels", [])))
+                        target_vocab_size=target_tokenizer.vocab_size, num_classes=len(meta.get("labels", [])),
+                        hidden_classes=len(meta.get("hidden_labels", [])))
     load_weights(model, run_dir / weights)
     model.eval()
     return LoadedRun(run_dir, config, meta, tokenizer, model, target_tokenizer)

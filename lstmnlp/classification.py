@@ -16,7 +16,8 @@ from typing import Callable, Sequence
 import torch
 
 from lstmnlp import checkpoint
-from lstmnlp.classification_data import Example, collate, encode_texts, label_names, make_batches, train_and_valid
+from lstmnlp.classification_data import (Example, collate, encode_texts, hidden_labels, label_names, make_batches,
+                                         train_and_valid, without_labels)
 from lstmnlp.config import ExperimentConfig, dump_yaml
 from lstmnlp.ensemble import classifier_labels, predict_ensemble
 from lstmnlp.distributed import World, epoch_shard, main_then_others
@@ -104,6 +105,7 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     device = start_training(config.train, rank=world.rank)
     train_data, valid_data = data or train_and_valid(config)
     labels = label_names(config, train_data.labels)
+    hidden = hidden_labels(config)  # trained, never predicted: their examples train, never validate
 
     def prepare() -> Tokenizer:
         checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
@@ -111,15 +113,18 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
                 else prepare_tokenizer(config, train_data.texts, run_dir))
 
     tokenizer = main_then_others(world, prepare, lambda: Tokenizer(run_dir / checkpoint.TOKENIZER))
-    examples = to_examples(tokenizer, train_data, labels, max_length=config.data.max_length)
-    valid_examples = to_examples(tokenizer, valid_data, labels, max_length=config.data.max_length)
-    counts = torch.bincount(torch.tensor([label for _, label in examples]), minlength=len(labels))
+    examples = to_examples(tokenizer, train_data, labels + hidden, max_length=config.data.max_length)
+    valid_examples = to_examples(tokenizer, without_labels(valid_data, hidden), labels,
+                                 max_length=config.data.max_length)
+    counts = torch.bincount(torch.tensor([label for _, label in examples]), minlength=len(labels) + len(hidden))
     log(f"data: {train_data.report.summary()}; {len(valid_examples):,} validation examples; "
-        f"labels {', '.join(f'{name} ({int(n):,})' for name, n in zip(labels, counts))}; "
-        f"vocabulary {tokenizer.vocab_size}")
-    model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=PAD_ID, num_classes=len(labels))
+        f"labels {', '.join(f'{name} ({int(n):,})' for name, n in zip(labels, counts))}"
+        + "".join(f"; {name} ({int(n):,}, trained, never predicted)" for name, n in zip(hidden, counts[len(labels):]))
+        + f"; vocabulary {tokenizer.vocab_size}")
+    model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=PAD_ID, num_classes=len(labels),
+                        hidden_classes=len(hidden))
     if config.model.class_weights:  # inverse frequency, mean 1 (classes absent from training get 1)
-        weights = torch.where(counts > 0, counts.sum() / (len(labels) * counts.clamp(min=1)), torch.ones(1))
+        weights = torch.where(counts > 0, counts.sum() / (len(counts) * counts.clamp(min=1)), torch.ones(1))
         model.class_weights.copy_(weights)
     scales, frozen_at = transfer_from_language_model(config, model) if config.model.init_from else ({}, None)
     model.to(device)
@@ -127,6 +132,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     meta = checkpoint.run_meta("classify", vocab_size=tokenizer.vocab_size, parameters=parameters,
                                labels=labels, data=train_data.report.summary(),
                                init_from=config.model.init_from or None)
+    if hidden:
+        meta["hidden_labels"] = hidden
     if world.is_main:
         checkpoint.write_meta(run_dir, meta)
     valid_batches = make_batches(valid_examples, config.train.batch_size)
@@ -151,7 +158,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     result = fit_run(trainer, resume=resume)
     nbsvm, nbsvm_figures = None, None
     if config.model.nbsvm_ngrams and world.is_main:
-        nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, (train_data, valid_data), labels,
+        nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, (without_labels(train_data, hidden),
+                                                                         without_labels(valid_data, hidden)), labels,
                                             order=config.model.nbsvm_ngrams,
                                             char_order=config.model.nbsvm_char_ngrams,
                                             max_length=config.data.max_length, log=log)
@@ -217,7 +225,7 @@ def predict(model, tokenizer: Tokenizer, texts: Sequence[str], *, max_length: in
     model.eval()
     device = next(model.parameters()).device
     encoded = encode_texts(tokenizer, texts, max_length=max_length)
-    probabilities = torch.empty(len(texts), model.class_weights.numel())
+    probabilities = torch.empty(len(texts), model.num_labels)
     order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]

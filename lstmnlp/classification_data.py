@@ -16,6 +16,7 @@ from lstmnlp.tokenizer import EOS_ID, PAD_ID, Tokenizer
 
 SST_LABELS = {"binary": {0: "negative", 1: "negative", 3: "positive", 4: "positive"},
               "fine": {label: str(label) for label in range(5)}}
+NEUTRAL = "neutral"  # data.neutral_phrases: SST's label 2, a class trained but never predicted
 Example = tuple[list[int], int]  # (token ids, class index)
 
 
@@ -26,8 +27,8 @@ def read_split(config: ExperimentConfig, file_name: str, *, training: bool) -> L
     if folder is None:
         raise UserError("classification reads local files: pass --data-dir DIR")
     if data.format == "sst":
-        labeled = read_sst(folder / file_name, label_names=SST_LABELS[data.sst_labels],
-                           phrases=data.phrases and training)
+        names = SST_LABELS[data.sst_labels] | ({2: NEUTRAL} if data.neutral_phrases and training else {})
+        labeled = read_sst(folder / file_name, label_names=names, phrases=data.phrases and training)
         if data.phrases and training:
             labeled = unique_texts(labeled)
     elif data.format == "label_files":
@@ -62,6 +63,19 @@ def label_names(config: ExperimentConfig, labels: Sequence[str]) -> list[str]:
     if config.data.format == "sst":
         return list(dict.fromkeys(SST_LABELS[config.data.sst_labels].values()))
     return sorted(set(labels))
+
+
+def hidden_labels(config: ExperimentConfig) -> list[str]:
+    """Classes the model trains on but never predicts (data.neutral_phrases), after the labels."""
+    return [NEUTRAL] if config.data.neutral_phrases else []
+
+
+def without_labels(labeled: LabeledData, hidden: Sequence[str]) -> LabeledData:
+    """`labeled` less the examples of the `hidden` labels."""
+    kept = [i for i, label in enumerate(labeled.labels) if label not in hidden]
+    if len(kept) == len(labeled.labels):
+        return labeled
+    return LabeledData([labeled.texts[i] for i in kept], [labeled.labels[i] for i in kept], labeled.report)
 
 
 def stratified_folds(labels: Sequence[str], folds: int, seed: int) -> list[list[int]]:

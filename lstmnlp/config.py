@@ -43,6 +43,8 @@ class DataConfig:
     label_column: str = "label"  # table: the column holding the label
     sst_labels: str = "binary"  # sst: binary (0-1 negative, 3-4 positive, 2 dropped) | fine (0..4)
     phrases: bool = False  # sst: train on every labeled phrase of the training trees, not only roots
+    neutral_phrases: bool = False  # sst binary: neutral (2) training texts train a hidden third class;
+    # predictions stay negative/positive
     label_files: str = ""  # label_files: "positive=rt-polarity.pos,negative=rt-polarity.neg"
     lowercase: bool = False  # classification: lower-case every text (training and inference alike)
 
@@ -51,6 +53,8 @@ class DataConfig:
         _check(self.format in ("table", "sst", "label_files"), "data.format",
                "must be one of table, sst, label_files")
         _check(self.sst_labels in ("binary", "fine"), "data.sst_labels", "must be binary or fine")
+        _check(not self.neutral_phrases or (self.format == "sst" and self.sst_labels == "binary" and self.valid),
+               "data.neutral_phrases", "needs data.format sst, data.sst_labels binary and a data.valid file")
         if self.label_files:
             for item in self.label_files.split(","):
                 _check(item.count("=") == 1 and all(part.strip() for part in item.split("=")),

@@ -45,6 +45,8 @@ def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, resum
 
     if folds < 2:
         raise UserError("--cv needs at least 2 folds")
+    if config.data.neutral_phrases:
+        raise UserError("--cv: data.neutral_phrases trains on texts no fold could test; leave it off")
     progress = _read_progress(run_dir, folds) if resume else {"folds": folds, "accuracies": [], "elapsed_s": 0.0}
     checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))  # what --resume reads
     everything = read_split(config, config.data.train, training=True)

@@ -17,10 +17,10 @@ from lstmnlp.transfer import check_compatible, copy_language_model, thawing_sche
 SMALL = dict(embedding_dim=8, hidden_size=12, num_layers=2, dropout=0.0)
 
 
-def make_classifier(pooling="max", bidirectional=True, classes=3, **options):
+def make_classifier(pooling="max", bidirectional=True, classes=3, hidden_classes=0, **options):
     torch.manual_seed(0)
     config = ModelConfig(**{**SMALL, **options}, bidirectional=bidirectional, pooling=pooling)
-    return TextClassifier(config, vocab_size=20, num_classes=classes).eval()
+    return TextClassifier(config, vocab_size=20, num_classes=classes, hidden_classes=hidden_classes).eval()
 
 
 @pytest.mark.parametrize("pooling", ["max", "mean", "last", "attention"])
@@ -127,3 +127,16 @@ def test_classification_scores():
     assert result.confusion == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
     # F1: x 2*1/(2+2)=0.5, y 2*2/(3+2)=0.8, z 0 -> macro 43.33
     assert result.macro_f1 == pytest.approx(100 * (0.5 + 0.8 + 0.0) / 3)
+
+
+def test_hidden_classes_train_but_are_never_predicted():
+    """data.neutral_phrases: a third output learns from its examples, `forward` gives the labels' logits alone."""
+    model = make_classifier("max", classes=2, hidden_classes=1).train()
+    ids, lengths = torch.tensor([[5, 6, 7], [8, 9, 4]]), torch.tensor([3, 3])
+    visible, _ = model(ids, lengths)
+    everything, _ = model.all_logits(ids, lengths)
+    assert visible.shape == (2, 2) and everything.shape == (2, 3)
+    torch.testing.assert_close(visible, everything[:, :2])
+    model.loss(ClassifierBatch(ids, lengths, torch.tensor([2, 2]))).loss.backward()
+    hidden_row, label_rows = model.head.weight.grad[2], model.head.weight.grad[:2]
+    assert hidden_row.abs().sum() > 0 and label_rows.abs().sum() > 0  # pushed towards the hidden class

@@ -89,6 +89,27 @@ def test_evaluate_on_trees_and_on_label_file(sst2_run, sst_slice, tmp_path):
                       "'neutral'")
 
 
+def test_neutral_phrases_train_a_class_that_is_never_predicted(sst_slice, tmp_path):
+    out = tmp_path / "neutral"
+    trained = run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--out", str(out),
+                      *TINY_CLS, "--set", "data.neutral_phrases=true", "--set", "train.max_steps=10")
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    assert "trained, never predicted" in trained.stdout
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["labels"] == ["negative", "positive"] and meta["hidden_labels"] == ["neutral"]
+    assert load_file(out / "model.safetensors")["head.weight"].shape[0] == 3  # the neutral output is trained
+    rows = run_cli("classify", str(out), "--json", stdin="a film .\nthe worst film of the year .\n").stdout.splitlines()
+    probabilities = [json.loads(row)["probabilities"] for row in rows]
+    assert len(rows) == 2 and all(set(p) == {"negative", "positive"} for p in probabilities)
+    assert all(abs(sum(p.values()) - 1) < 1e-4 for p in probabilities)
+    evaluated = run_cli("evaluate", str(out), "--input", str(sst_slice / "dev.txt"), "--json")
+    assert evaluated.returncode == 0 and 0 <= json.loads(evaluated.stdout)["accuracy"] <= 100, evaluated.stderr
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "sst5.yaml"), "--data-dir", str(sst_slice),
+                              "--set", "data.neutral_phrases=true"), "data.neutral_phrases")
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--cv", "3",
+                              "--set", "data.neutral_phrases=true", "--out", str(tmp_path / "cv")), "--cv")
+
+
 def test_sst5_phrases_and_cross_validation(sst_slice, mr_slice, tmp_path):
     sst5 = run_cli("train", str(ROOT / "recipes" / "sst5.yaml"), "--data-dir", str(sst_slice),
                    "--out", str(tmp_path / "sst5"), *TINY_CLS, "--set", "train.max_steps=10")

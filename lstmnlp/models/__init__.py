@@ -20,9 +20,9 @@ def build_encoder(config: ModelConfig, *, vocab_size: int, pad_id: int, bidirect
 
 
 def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int,
-                target_vocab_size: int | None = None, num_classes: int = 0) -> nn.Module:
+                target_vocab_size: int | None = None, num_classes: int = 0, hidden_classes: int = 0) -> nn.Module:
     """The model for `config.task`; `target_vocab_size` is for translation (default: `vocab_size`),
-    `num_classes` for classification."""
+    `num_classes` (and `hidden_classes`, trained but never predicted) for classification."""
     if config.task == "lm":
         from lstmnlp.models.language_model import LanguageModel
 
@@ -35,5 +35,6 @@ def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int,
     if config.task == "classify":
         from lstmnlp.models.classifier import TextClassifier
 
-        return TextClassifier(config.model, vocab_size=vocab_size, num_classes=num_classes, pad_id=pad_id)
+        return TextClassifier(config.model, vocab_size=vocab_size, num_classes=num_classes, pad_id=pad_id,
+                              hidden_classes=hidden_classes)
     raise ValueError(f"unknown task {config.task!r}")

@@ -25,10 +25,14 @@ class ClassifierBatch(NamedTuple):
 
 
 class TextClassifier(nn.Module):
-    """Sequence -> one of `num_classes` labels."""
+    """Sequence -> one of `num_classes` labels. `hidden_classes` more outputs (after them) are
+    trained but never predicted: `forward` gives the labels' logits alone."""
 
-    def __init__(self, config: ModelConfig, *, vocab_size: int, num_classes: int, pad_id: int = 0) -> None:
+    def __init__(self, config: ModelConfig, *, vocab_size: int, num_classes: int, pad_id: int = 0,
+                 hidden_classes: int = 0) -> None:
         super().__init__()
+        self.num_labels = num_classes
+        num_classes += hidden_classes
         self.encoder = build_encoder(config, vocab_size=vocab_size, pad_id=pad_id, bidirectional=config.bidirectional)
         features = config.hidden_size * self.encoder.num_directions
         self.pooling = SequencePooling(config.pooling, features, self.encoder.num_directions)
@@ -42,15 +46,20 @@ class TextClassifier(nn.Module):
         self.register_buffer("class_weights", torch.ones(num_classes))
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, C) logits, and (B, T) attention weights when the pooling is `attention`."""
+        """(B, C) logits of the labels, and (B, T) attention weights when the pooling is `attention`."""
+        logits, weights = self.all_logits(ids, lengths)
+        return logits[:, :self.num_labels], weights
+
+    def all_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`forward` with the hidden classes' logits too: (B, C + hidden)."""
         encoded = self.encoder(ids, lengths, time_aligned=not self.pooling.order_free)
         mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
         pooled, weights = self.pooling(encoded, mask)  # (B, D*H)
         return self.head(self.dropout(pooled)), weights
 
     def loss(self, batch: ClassifierBatch, carry=None) -> LossOutput:
-        """Mean (class-weighted) cross-entropy over the batch's examples."""
-        logits, _ = self(batch.ids, batch.lengths)
+        """Mean (class-weighted) cross-entropy over the batch's examples (hidden classes included)."""
+        logits, _ = self.all_logits(batch.ids, batch.lengths)
         losses = nn.functional.cross_entropy(logits.float(), batch.labels, reduction="none")  # (B,)
         weights = self.class_weights[batch.labels]
         loss = (losses * weights).sum() / weights.sum()
