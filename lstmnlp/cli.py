@@ -19,7 +19,7 @@ from lstmnlp.cli_generate import generate
 from lstmnlp.cli_inspect import inspect, plot
 from lstmnlp.cli_score import score
 from lstmnlp.cli_translate import evaluate, translate
-from lstmnlp.cli_io import console, error_console, user_errors
+from lstmnlp.cli_io import console, user_errors
 from lstmnlp.cli_tokenize import tokenize_app
 from lstmnlp.errors import UserError
 
