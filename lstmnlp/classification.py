@@ -105,7 +105,7 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     device = start_training(config.train, rank=world.rank)
     train_data, valid_data = data or train_and_valid(config)
     labels = label_names(config, train_data.labels)
-    hidden = hidden_labels(config)  # trained, never predicted: their examples train, never validate
+    hidden = hidden_labels(config)  # trained, never predicted (validation data never holds them: config.py)
 
     def prepare() -> Tokenizer:
         checkpoint.atomic_write_text(run_dir / checkpoint.CONFIG, dump_yaml(config))
@@ -114,8 +114,7 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
 
     tokenizer = main_then_others(world, prepare, lambda: Tokenizer(run_dir / checkpoint.TOKENIZER))
     examples = to_examples(tokenizer, train_data, labels + hidden, max_length=config.data.max_length)
-    valid_examples = to_examples(tokenizer, without_labels(valid_data, hidden), labels,
-                                 max_length=config.data.max_length)
+    valid_examples = to_examples(tokenizer, valid_data, labels, max_length=config.data.max_length)
     counts = torch.bincount(torch.tensor([label for _, label in examples]), minlength=len(labels) + len(hidden))
     log(f"data: {train_data.report.summary()}; {len(valid_examples):,} validation examples; "
         f"labels {', '.join(f'{name} ({int(n):,})' for name, n in zip(labels, counts))}"
@@ -158,8 +157,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     result = fit_run(trainer, resume=resume)
     nbsvm, nbsvm_figures = None, None
     if config.model.nbsvm_ngrams and world.is_main:
-        nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, (without_labels(train_data, hidden),
-                                                                         without_labels(valid_data, hidden)), labels,
+        nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, (without_labels(train_data, hidden), valid_data),
+                                            labels,
                                             order=config.model.nbsvm_ngrams,
                                             char_order=config.model.nbsvm_char_ngrams,
                                             max_length=config.data.max_length, log=log)
