@@ -73,9 +73,7 @@ def hidden_labels(config: ExperimentConfig) -> list[str]:
 def without_labels(labeled: LabeledData, hidden: Sequence[str]) -> LabeledData:
     """`labeled` less the examples of the `hidden` labels."""
     kept = [i for i, label in enumerate(labeled.labels) if label not in hidden]
-    if len(kept) == len(labeled.labels):
-        return labeled
-    return LabeledData([labeled.texts[i] for i in kept], [labeled.labels[i] for i in kept], labeled.report)
+    return subset(labeled, kept, labeled.report.source)
 
 
 def stratified_folds(labels: Sequence[str], folds: int, seed: int) -> list[list[int]]:
