@@ -3,7 +3,8 @@ seed+1, ...; every budget applies to each member), then used as one model by `cl
 `translate`, `evaluate`, `generate` and `score` on RUN. Members after the first reuse its
 tokenizer (translation and LM ensembles average next-token probabilities over one vocabulary)
 and, for classifiers, the same training/validation split, so the ensemble's validation score is
-a fair one.
+a fair one. With `train.parallel_members` a classifier's members train at the same time, one
+process each (lstmnlp.parallel_members), each with its own tokenizer (trained on the same texts).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from lstmnlp.ensemble import load_language_model_ensemble, load_runs, load_trans
 from lstmnlp.errors import Interrupted, UserError
 
 
-def member_config(config: ExperimentConfig, number: int, first_member: Path) -> ExperimentConfig:
+def member_config(config: ExperimentConfig, number: int, first_member: Path, *, threads: int = 0) -> ExperimentConfig:
     """Member `number` (from 1): its own seed; the first member's tokenizer unless it is the
-    first or the tokenizer comes with `model.init_from`."""
-    train = dataclasses.replace(config.train, seed=config.train.seed + number - 1, ensemble=1)
+    first, the tokenizer comes with `model.init_from`, or the members train at once (`threads`
+    > 0: the CPU threads of each)."""
+    train = dataclasses.replace(config.train, seed=config.train.seed + number - 1, ensemble=1,
+                                parallel_members=False, threads=threads or config.train.threads)
     tokenizer = config.tokenizer
-    if number > 1 and not config.model.init_from:
+    if number > 1 and not config.model.init_from and not threads:
         tokenizer = dataclasses.replace(tokenizer, path=str(first_member / checkpoint.TOKENIZER))
     return dataclasses.replace(config, train=train, tokenizer=tokenizer)
 
@@ -71,10 +74,17 @@ def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[.
     listed = resume and (run_dir / checkpoint.ENSEMBLE).is_file()
     finished = [path.name for path in member_dirs(run_dir)] if listed else []
     count = config.train.ensemble
-    for number in range(1, count + 1):
+
+    def list_finished(name: str) -> None:
+        finished.append(name)
+        checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps({"members": finished}, indent=2) + "\n")
+
+    pending = [number for number in range(1, count + 1) if member_dir(run_dir, number).name not in finished]
+    if config.train.parallel_members and len(pending) > 1:
+        _train_at_once(config, run_dir, pending, data, log, list_finished)
+        pending = []
+    for number in pending:
         folder = member_dir(run_dir, number)
-        if folder.name in finished:
-            continue
         stopped = checkpoint.ready_to_train(folder)
         folder.mkdir(exist_ok=True)
         member = member_config(config, number, member_dir(run_dir, 1))
@@ -85,14 +95,32 @@ def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[.
         except Interrupted as stop:  # point at the ensemble, not at the member alone
             raise Interrupted(f"{folder.name} of {count} stopped, its checkpoint written; continue the "
                               f"ensemble with --out {run_dir} --resume", stop.exit_code) from None
-        finished.append(folder.name)
-        checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps({"members": finished}, indent=2) + "\n")
+        list_finished(folder.name)
+    finished.sort(key=lambda name: int(name.split("-")[1]))  # member order, however they finished
     scores = [_member_score(run_dir / name) for name in finished]
     metrics = validate_ensemble(config, run_dir, data)
     checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps(
         {"members": finished, "valid": metrics, "member_valid": [score.best_metrics for score in scores]},
         indent=2) + "\n")
     return scores, metrics
+
+
+def _train_at_once(config: ExperimentConfig, run_dir: Path, numbers: list[int], data: Any,
+                   log: Callable[[str], None], list_finished: Callable[[str], None]) -> None:
+    """Members `numbers` at the same time, one process each (train.parallel_members)."""
+    from lstmnlp.parallel_members import LOG_FILE, threads_per_member, train_at_once
+
+    threads = threads_per_member(config.train.threads, len(numbers))
+    jobs = []
+    for number in numbers:
+        folder = member_dir(run_dir, number)
+        stopped = checkpoint.ready_to_train(folder)
+        folder.mkdir(exist_ok=True)
+        jobs.append((member_config(config, number, member_dir(run_dir, 1), threads=threads), folder, stopped))
+    log(f"ensemble members {', '.join(str(number) for number in numbers)} of {config.train.ensemble} at once, "
+        f"{threads} CPU thread(s) each (seeds {', '.join(str(job[0].train.seed) for job in jobs)}); progress in "
+        f"{run_dir}/member-K/{LOG_FILE}" + (" (resuming)" if any(job[2] for job in jobs) else ""))
+    train_at_once(jobs, data, list_finished)
 
 
 def _member_score(folder: Path) -> MemberScore:

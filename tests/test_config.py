@@ -70,3 +70,12 @@ def test_recipe_exposes_documented_keys():
                              ("train.lr", 0.1), ("train.seed", 7), ("train.max_epochs", 2),
                              ("train.max_steps", 5), ("train.max_time", 9.5)]])
     assert (config.train.seed, config.train.max_epochs, config.train.max_time) == (7, 2, 9.5)
+
+
+def test_parallel_members_is_for_classifier_ensembles():
+    config = load_config(None, ["task=classify", "train.ensemble=2", "train.parallel_members=true"])
+    assert config.train.parallel_members
+    with pytest.raises(UserError, match="train.parallel_members: is for classifiers"):
+        load_config(None, ["train.ensemble=2", "train.parallel_members=true"])
+    with pytest.raises(UserError, match="train.parallel_members: trains an ensemble's members at once"):
+        load_config(None, ["task=classify", "train.parallel_members=true"])
