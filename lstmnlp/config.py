@@ -164,7 +164,7 @@ class TrainConfig:
     average_decay: float = 0.0  # > 0 (e.g. 0.999): validate and save a moving average of the weights (Polyak)
     seed: int = 1234
     ensemble: int = 1  # N > 1: train N members (seeds seed, seed+1, ...; budgets per member), used as one
-    parallel_members: bool = False  # classifiers: train the ensemble's members at once, one process each
+    parallel_members: bool = False  # classifiers: train the ensemble's members at once, one process each (N > 1)
     max_epochs: int = 0  # 0 = no limit
     max_steps: int = 0  # 0 = no limit
     max_time: float = 0.0  # seconds of training, a hard budget; 0 = no limit
@@ -218,11 +218,9 @@ class ExperimentConfig:
         self.tokenizer.validate()
         self.model.validate()
         self.train.validate()
-        _check(self.task == "classify" or not self.train.parallel_members, "train.parallel_members",
-               "is for classifiers; members of other ensembles share the first member's tokenizer, so they "
-               "train one after another")
-        _check(self.train.ensemble > 1 or not self.train.parallel_members, "train.parallel_members",
-               "trains an ensemble's members at once: set train.ensemble to 2 or more")
+        _check(self.task == "classify" or not (self.train.parallel_members and self.train.ensemble > 1),
+               "train.parallel_members", "is for classifiers; members of other ensembles share the first "
+               "member's tokenizer, so they train one after another")
         _check(self.task == "classify" or not self.model.nbsvm_ngrams, "model.nbsvm_ngrams",
                "mixes an n-gram model into a classifier; set it 0 for other tasks")
         _check(self.task != "lm" or not self.model.bidirectional, "model.bidirectional",

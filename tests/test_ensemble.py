@@ -167,7 +167,7 @@ def test_classifier_ensemble_through_the_cli(sst_slice, tmp_path):
     out = tmp_path / "sst2x2"
     trained = run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--out", str(out),
                       "--set", "data.phrases=false", *TINY_CLS, "--set", "train.max_steps=20", "--set",
-                      "train.ensemble=2")
+                      "train.ensemble=2", "--set", "train.parallel_members=false")  # one after another
     assert trained.returncode == 0, trained.stderr + trained.stdout
     assert "ensemble of 2" in trained.stdout
     listing = json.loads((out / "ensemble.json").read_text())
