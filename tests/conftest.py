@@ -76,6 +76,16 @@ def shakespeare_slice(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def sst_slice(tmp_path_factory) -> Path:
+    """The first 300 training and 40 dev trees of SST, in a folder of their own."""
+    folder = tmp_path_factory.mktemp("sst")
+    for split, count in (("train", 300), ("dev", 40)):
+        lines = require_data(f"sst/{split}.txt").read_text(encoding="utf-8").splitlines()
+        (folder / f"{split}.txt").write_text("\n".join(lines[:count]) + "\n", encoding="utf-8")
+    return folder
+
+
 TINY_LM = ["--set", "model.hidden_size=32", "--set", "model.embedding_dim=16", "--set", "model.num_layers=1",
            "--set", "train.batch_size=8", "--set", "train.bptt=32", "--set", "train.max_steps=30",
            "--set", "train.eval_every=15", "--set", "train.eval_streams=4", "--set", "train.precision=fp32",

@@ -15,15 +15,6 @@ TINY_CLS = ["--set", "model.embedding_dim=16", "--set", "model.hidden_size=16", 
 
 
 @pytest.fixture(scope="module")
-def sst_slice(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sst")
-    for split, count in (("train", 300), ("dev", 40)):
-        lines = require_data(f"sst/{split}.txt").read_text(encoding="utf-8").splitlines()
-        (folder / f"{split}.txt").write_text("\n".join(lines[:count]) + "\n", encoding="utf-8")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def mr_slice(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mr")
     for name in ("rt-polarity.pos", "rt-polarity.neg"):

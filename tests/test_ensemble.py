@@ -18,7 +18,7 @@ from lstmnlp.models.language_model import LanguageModel, LanguageModelBatch
 from lstmnlp.search import beam_search
 
 from conftest import ROOT, TINY_LM, assert_user_error, require_data, run_cli
-from test_cli_classifier import TINY_CLS, sst_slice  # noqa: F401 (a fixture)
+from test_cli_classifier import TINY_CLS
 from test_cli_translation import TINY_MT
 from test_seq2seq import BOS, EOS, PAIRS, encoded, exhaustive_best, restricted, tiny_model
 

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from conftest import ROOT, run_cli
-from test_cli_classifier import TINY_CLS, sst_slice  # noqa: F401 (a fixture)
+from test_cli_classifier import TINY_CLS
 from test_resume import start, wait_for_checkpoint
 
 MEMBERS = ["member-1", "member-2"]
