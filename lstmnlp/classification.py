@@ -157,8 +157,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     result = fit_run(trainer, resume=resume)
     nbsvm, nbsvm_figures = None, None
     if config.model.nbsvm_ngrams and world.is_main:
-        nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, (without_labels(train_data, hidden), valid_data),
-                                            labels,
+        nbsvm_data = (without_labels(train_data, hidden), valid_data)  # NBSVM knows the labels alone
+        nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, nbsvm_data, labels,
                                             order=config.model.nbsvm_ngrams,
                                             char_order=config.model.nbsvm_char_ngrams,
                                             max_length=config.data.max_length, log=log)

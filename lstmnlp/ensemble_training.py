@@ -22,13 +22,13 @@ from lstmnlp.errors import Interrupted, UserError
 
 
 def member_config(config: ExperimentConfig, number: int, first_member: Path, *, threads: int = 0) -> ExperimentConfig:
-    """Member `number` (from 1): its own seed; the first member's tokenizer unless it is the
-    first, the tokenizer comes with `model.init_from`, or the members train at once (`threads`
-    > 0: the CPU threads of each)."""
+    """Member `number` (from 1): its own seed and `threads` (0: train.threads); the first member's
+    tokenizer unless it is the first, the tokenizer comes with `model.init_from`, or the members
+    train at once (train.parallel_members: each trains its own on the same texts)."""
     train = dataclasses.replace(config.train, seed=config.train.seed + number - 1, ensemble=1,
                                 parallel_members=False, threads=threads or config.train.threads)
     tokenizer = config.tokenizer
-    if number > 1 and not config.model.init_from and not threads:
+    if number > 1 and not config.model.init_from and not config.train.parallel_members:
         tokenizer = dataclasses.replace(tokenizer, path=str(first_member / checkpoint.TOKENIZER))
     return dataclasses.replace(config, train=train, tokenizer=tokenizer)
 
