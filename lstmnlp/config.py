@@ -211,8 +211,11 @@ class ExperimentConfig:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    members: list[dict[str, Any]] = field(default_factory=list)  # ensemble members' own settings (member_settings)
 
     def validate(self) -> None:
+        from lstmnlp.member_settings import check_members
+
         _check(self.task in TASKS, "task", "must be one of " + ", ".join(TASKS))
         self.data.validate()
         self.tokenizer.validate()
@@ -239,6 +242,7 @@ class ExperimentConfig:
             _check(self.tokenizer.joint, "tokenizer.joint", "an autoencoder has one vocabulary; set it true")
         _check(self.train.ensemble == 1 or self.task in ("classify", "lm") or self.tokenizer.joint,
                "train.ensemble", "is for classifiers, language models and joint-vocabulary translation models")
+        check_members(self)
 
 
 def _check(ok: bool, key: str, message: str) -> None:

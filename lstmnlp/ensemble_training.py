@@ -1,7 +1,8 @@
 """`train.ensemble: N`: N members trained one after another into RUN/member-K (seeds seed,
 seed+1, ...; every budget applies to each member), then used as one model by `classify`,
-`translate`, `evaluate`, `generate` and `score` on RUN. Members after the first reuse its
-tokenizer (translation and LM ensembles average next-token probabilities over one vocabulary)
+`translate`, `evaluate`, `generate` and `score` on RUN; `members:` in the recipe gives members
+settings of their own (lstmnlp.member_settings). Members after the first reuse its tokenizer
+(translation and LM ensembles average next-token probabilities over one vocabulary)
 and, for classifiers, the same training/validation split, so the ensemble's validation score is
 a fair one. With `train.parallel_members` a classifier's members train at the same time, one
 process each (lstmnlp.parallel_members), each with its own tokenizer (trained on the same texts).
@@ -19,18 +20,22 @@ from lstmnlp import checkpoint
 from lstmnlp.config import SEQ2SEQ_TASKS, ExperimentConfig, dump_yaml
 from lstmnlp.ensemble import load_language_model_ensemble, load_runs, load_translation_ensemble, member_dirs
 from lstmnlp.errors import Interrupted, UserError
+from lstmnlp.member_settings import apply_settings, changes_tokenizer, settings_of
 
 
 def member_config(config: ExperimentConfig, number: int, first_member: Path, *, threads: int = 0) -> ExperimentConfig:
-    """Member `number` (from 1): its own seed and `threads` (0: train.threads); the first member's
-    tokenizer unless it is the first, the tokenizer comes with `model.init_from`, or the members
-    train at once (train.parallel_members: each trains its own on the same texts)."""
-    train = dataclasses.replace(config.train, seed=config.train.seed + number - 1, ensemble=1,
-                                parallel_members=False, threads=threads or config.train.threads)
-    tokenizer = config.tokenizer
-    if number > 1 and not config.model.init_from and not config.train.parallel_members:
+    """Member `number` (from 1): the recipe with its own `members:` settings, its own seed and
+    `threads` (0: train.threads); the first member's tokenizer unless it is the first, the
+    tokenizer comes with `model.init_from`, the members train at once (train.parallel_members:
+    each trains its own on the same texts), or member 1's or this member's settings change it."""
+    own = apply_settings(config, number)
+    train = dataclasses.replace(own.train, seed=config.train.seed + number - 1, ensemble=1,
+                                parallel_members=False, threads=threads or own.train.threads)
+    tokenizer = own.tokenizer
+    if (number > 1 and not own.model.init_from and not config.train.parallel_members
+            and not changes_tokenizer(config, 1) and not changes_tokenizer(config, number)):
         tokenizer = dataclasses.replace(tokenizer, path=str(first_member / checkpoint.TOKENIZER))
-    return dataclasses.replace(config, train=train, tokenizer=tokenizer)
+    return dataclasses.replace(own, train=train, tokenizer=tokenizer)
 
 
 def member_dir(run_dir: Path, number: int) -> Path:
@@ -80,6 +85,10 @@ def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[.
         checkpoint.atomic_write_text(run_dir / checkpoint.ENSEMBLE, json.dumps({"members": finished}, indent=2) + "\n")
 
     pending = [number for number in range(1, count + 1) if member_dir(run_dir, number).name not in finished]
+    for number in pending:
+        if settings_of(config, number):
+            log(f"member {number}'s own settings: "
+                + ", ".join(f"{key}={value}" for key, value in settings_of(config, number).items()))
     if config.train.parallel_members and len(pending) > 1:
         _train_at_once(config, run_dir, pending, data, log, list_finished)
         pending = []

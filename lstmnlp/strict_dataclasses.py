@@ -66,4 +66,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         raise UserError(f"{key}: expected text, got {value!r}")
+    if hint == list[dict[str, Any]]:
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            return [dict(item) for item in value]
+        raise UserError(f"{key}: expected a list of mappings (one per member), got {value!r}")
     raise TypeError(f"unsupported config type {hint!r} for {key}")
