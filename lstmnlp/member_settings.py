@@ -7,8 +7,9 @@ seed (e.g. one reads words and one subword pieces, and they make different mista
       - {tokenizer.model_type: word, tokenizer.vocab_size: 12000}   # member 2
 
 Each entry holds `--set` style keys of the tokenizer, model and train sections (nested mappings
-work too); a member past the list's end trains the recipe as it is. Data, the task and the
-ensemble's own keys stay the same for every member. Language-model and translation members
+work too); a member past the list's end trains the recipe as it is, and entries past
+train.ensemble are not used (so `--set train.ensemble=1` trains the recipe as one model). Data,
+the task and the ensemble's own keys stay the same for every member. Language-model and translation members
 average next-token probabilities over one vocabulary, so only classifier members may change it.
 """
 
@@ -65,9 +66,6 @@ def check_members(config: ExperimentConfig) -> None:
     """Refuse members' settings that cannot work, each error naming `members[K]` and the key."""
     if not config.members:
         return
-    if len(config.members) > config.train.ensemble:
-        raise UserError(f"members: {len(config.members)} entries for train.ensemble {config.train.ensemble}; "
-                        "raise train.ensemble or drop entries")
     for number in range(1, len(config.members) + 1):
         for key in settings_of(config, number):
             if not key.startswith(SECTIONS) or key in SHARED_KEYS:

@@ -100,6 +100,8 @@ def train_tokenizer(files: Sequence[Path], prefix: Path, *, vocab_size: int, mod
                     character_coverage: float = 0.9995, byte_fallback: bool = False,
                     user_defined_symbols: Sequence[str] = (), quiet: bool = True) -> TokenizerReport:
     """Train a sentencepiece model on `files`, writing `prefix.model` and `prefix.vocab`.
+    For `char` and `word` models `vocab_size` is an upper bound (every character or word, when
+    the text has fewer); for `bpe` and `unigram` it is exact.
 
     Raises:
         UserError: for a bad option or a sentencepiece failure, in words that say what to do.
@@ -123,7 +125,7 @@ def train_tokenizer(files: Sequence[Path], prefix: Path, *, vocab_size: int, mod
         model_type=model_type, character_coverage=character_coverage, byte_fallback=byte_fallback,
         pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
         normalization_rule_name="identity", remove_extra_whitespaces=False,
-        add_dummy_prefix=model_type != "char", hard_vocab_limit=model_type != "char",
+        add_dummy_prefix=model_type != "char", hard_vocab_limit=model_type not in ("char", "word"),
         max_sentence_length=MAX_LINE_BYTES, input_sentence_size=2_000_000,
         shuffle_input_sentence=True, minloglevel=2 if quiet else 0,
     )

@@ -35,7 +35,6 @@ def test_a_member_with_the_recipes_tokenizer_does_not_take_a_changed_first_membe
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    (["task=classify", "members=[{}, {}]"], "members: 2 entries for train.ensemble 1"),
     (["task=classify", "train.ensemble=2", "members=[{}, {data.lowercase: false}]"],
      "members[2]: data.lowercase is the same for every member"),
     (["task=classify", "train.ensemble=2", "members=[{train.seed: 9}]"], "members[1]: train.seed is the same"),
@@ -48,6 +47,12 @@ def test_a_member_with_the_recipes_tokenizer_does_not_take_a_changed_first_membe
 def test_settings_that_cannot_work_are_refused_naming_the_member(overrides, fragment):
     with pytest.raises(UserError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         load_config(None, overrides)
+
+
+def test_entries_past_the_ensemble_are_not_used_but_are_checked():
+    assert load_config(None, ["task=classify", "members=[{}, {model.pooling: mean}]"]).train.ensemble == 1
+    with pytest.raises(UserError, match=r"members\[2\]: model.pooling"):
+        load_config(None, ["task=classify", "members=[{}, {model.pooling: median}]"])
 
 
 def test_a_language_model_member_may_change_its_model():

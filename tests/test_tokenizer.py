@@ -1,3 +1,4 @@
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,14 @@ def test_whitespace_is_kept(tmp_path, german):
                                           character_coverage=1.0).model_path)
     for line in ["  zwei  Leerzeichen ", "Ende. ", " Anfang"]:
         assert tokenizer.decode(tokenizer.encode(line)) == line
+
+
+def test_a_word_vocabulary_larger_than_the_text_keeps_every_word(tmp_path, german):
+    counts = Counter(word for line in german.read_text(encoding="utf-8").splitlines() for word in line.split())
+    tokenizer = Tokenizer(train_tokenizer([german], tmp_path / "sp", vocab_size=100000, model_type="word").model_path)
+    assert 0.98 * len(counts) < tokenizer.vocab_size < 100000  # an upper bound for words, as for characters
+    assert tokenizer.pieces("Ein Mann fährt Fahrrad.") == ["▁Ein", "▁Mann", "▁fährt", "▁Fahrrad."]
+    assert tokenizer.unk_id not in tokenizer.encode(" ".join(word for word, _ in counts.most_common(500)))
 
 
 def test_vocabulary_too_high_is_one_clear_sentence(tmp_path, german):
