@@ -9,8 +9,9 @@ seed (e.g. one reads words and one subword pieces, and they make different mista
 Each entry holds `--set` style keys of the tokenizer, model and train sections (nested mappings
 work too); a member past the list's end trains the recipe as it is, and entries past
 train.ensemble are not used (so `--set train.ensemble=1` trains the recipe as one model). Data,
-the task and the ensemble's own keys stay the same for every member. Language-model and translation members
-average next-token probabilities over one vocabulary, so only classifier members may change it.
+the task and the ensemble's own keys stay the same for every member. Language-model and
+translation members average next-token probabilities over one vocabulary, so only classifier
+members may change it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def flat_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in settings.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and dotted.count(".") < 1:
+        if isinstance(value, dict) and "." not in dotted:  # a section's mapping
             flat.update(flat_settings(value, prefix=f"{dotted}."))
         else:
             flat[dotted] = value
