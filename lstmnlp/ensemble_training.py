@@ -86,9 +86,8 @@ def train_members(config: ExperimentConfig, run_dir: Path, train_one: Callable[.
 
     pending = [number for number in range(1, count + 1) if member_dir(run_dir, number).name not in finished]
     for number in pending:
-        if settings_of(config, number):
-            log(f"member {number}'s own settings: "
-                + ", ".join(f"{key}={value}" for key, value in settings_of(config, number).items()))
+        if own := settings_of(config, number):
+            log(f"member {number}'s own settings: " + ", ".join(f"{key}={value}" for key, value in own.items()))
     if config.train.parallel_members and len(pending) > 1:
         _train_at_once(config, run_dir, pending, data, log, list_finished)
         pending = []

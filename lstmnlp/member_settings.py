@@ -65,8 +65,6 @@ def apply_settings(config: ExperimentConfig, number: int) -> ExperimentConfig:
 
 def check_members(config: ExperimentConfig) -> None:
     """Refuse members' settings that cannot work, each error naming `members[K]` and the key."""
-    if not config.members:
-        return
     for number in range(1, len(config.members) + 1):
         for key in settings_of(config, number):
             if not key.startswith(SECTIONS) or key in SHARED_KEYS:
