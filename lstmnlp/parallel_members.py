@@ -2,10 +2,10 @@
 process each, with the CPU threads split between them.
 
 A small LSTM does not keep two cores busy with one process: on SST-2's recipe two one-thread
-processes made 1.35x the steps of one two-thread process in the same 120 s (EXPERIMENTS.md). Each member
-writes its progress to member-K/train.log. The members run in sessions of their own, so a
-Ctrl-C or SIGTERM reaches this process alone, which passes it on once to each member: each
-writes its checkpoint and stops, and `--resume` continues them.
+processes made 1.35x the steps of one two-thread process in the same 120 s (EXPERIMENTS.md).
+Each member writes its progress to member-K/train.log. The members run in sessions of their
+own, so a Ctrl-C or SIGTERM reaches this process alone, which passes it on once to each member:
+each writes its checkpoint and stops, and `--resume` continues them.
 """
 
 from __future__ import annotations
