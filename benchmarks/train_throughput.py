@@ -12,9 +12,11 @@ The ratio lstmnlp / bare is what the rest of the pipeline costs (goal: at least 
 
     python benchmarks/train_throughput.py [--task lm|seq2seq|classifier|all] [--steps 30] [--rounds 2]
         [--precision auto|bf16|fp32] [--data ../shared/data] [--device cpu|cuda] [--peephole]
+        [--lm-recipe RECIPE]
 
 Tasks and shapes:
-  lm          recipes/char-lm-shakespeare.yaml: its embedding, LSTM layers and streams x bptt (2x384, 16 x 32)
+  lm          recipes/char-lm-shakespeare.yaml: its embedding, LSTM layers and streams x bptt (2x384, 16 x 32),
+              or --lm-recipe's (and, where it has weight dropout, the same model without it, as the bare loop)
   seq2seq     recipes/multi30k-de-en.yaml (biLSTM 2x256, decoder 512 without input feeding, joint
               unigram 8k, 64 sentences, dropout 0.3), against bare loops with the same attention:
               with Luong attention, as the recipe has it (Bahdanau), and Bahdanau with input
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -168,17 +171,22 @@ def lstmnlp_tokens_per_s(config: ExperimentConfig, model: nn.Module, batches: Se
 
 # ---------------------------------------------------------------- tasks
 
-def lm_setup(data: Path, steps: int, peephole: bool = False):
+LM_RECIPE = ROOT / "recipes/char-lm-shakespeare.yaml"
+
+
+def lm_setup(data: Path, steps: int, peephole: bool = False, recipe: Path = LM_RECIPE):
     from lstmnlp.lm_data import batchify, windows
-    config = load_config(ROOT / "recipes/char-lm-shakespeare.yaml")
+    config = load_config(recipe)
     configs = [(config, "recipe")]
+    if config.model.weight_dropout:  # the bare loop has no DropConnect: the same model without it too
+        configs.append((load_config(recipe, ["model.weight_dropout=0"]), "recipe without weight dropout"))
     if peephole:  # the stepped cell, looping over time in Python
-        configs.append((load_config(ROOT / "recipes/char-lm-shakespeare.yaml", ["model.peephole=true"]),
-                        "peephole cell"))
+        configs.append((load_config(recipe, ["model.peephole=true"]), "peephole cell"))
     text = (data / "tinyshakespeare/input.txt").read_text(encoding="utf-8")
     vocabulary = {char: index for index, char in enumerate(sorted(set(text)))}
     stream = torch.tensor([vocabulary[char] for char in text])
-    batches = list(windows(batchify(stream, config.train.batch_size), config.train.bptt))[:steps + 3]
+    batches = list(windows(batchify(stream, config.train.batch_size), config.train.bptt))
+    batches = (batches * (1 + (steps + 3) // len(batches)))[:steps + 3]  # big batches: epochs over again
     model = config.model
     bare = lambda: BareLanguageModel(len(vocabulary), model.embedding_dim, model.hidden_size,  # noqa: E731
                                      model.num_layers, model.dropout)
@@ -247,7 +255,8 @@ TASKS = {"lm": lm_setup, "seq2seq": seq2seq_setup, "classifier": classifier_setu
 
 
 def run_task(name: str, args) -> None:
-    configs, batches, bares, ours, count, shapes = TASKS[name](args.data, args.steps, args.peephole)
+    setup = partial(lm_setup, recipe=args.lm_recipe) if name == "lm" else TASKS[name]
+    configs, batches, bares, ours, count, shapes = setup(args.data, args.steps, args.peephole)
     print(f"\n{name}: {shapes}; {len(batches) - 3} timed batches, {args.precision}, {args.device}")
     results: dict[str, list[float]] = {key: [] for key in bares} | {label: [] for _, label, _ in configs}
     for _ in range(args.rounds):
@@ -274,6 +283,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                         help="auto: bf16 where the hardware has it natively, else fp32")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
+    parser.add_argument("--lm-recipe", type=Path, default=LM_RECIPE,
+                        help="lm: the recipe whose shapes to time (recipes/char-lm-shakespeare-gpu.yaml on a GPU)")
     parser.add_argument("--peephole", action="store_true", help="lm: also time the peephole (stepped) cell")
     parser.add_argument("--device", type=torch.device, default=torch.device("cpu"), help="cpu or cuda")
     args = parser.parse_args()
