@@ -68,25 +68,43 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def save_weights(model: torch.nn.Module, path: Path) -> None:
-    """Weights as safetensors (tied tensors are stored once)."""
-    from safetensors.torch import save_model
+def _tied_groups(model: torch.nn.Module) -> list[list[str]]:
+    """The state dict's names grouped by tensor: a tied weight (one Parameter under two names)
+    is one group, each name sorted, so the first one is what safetensors' save_model kept too."""
+    groups: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        groups.setdefault(id(tensor), []).append(name)
+    return [sorted(names) for names in groups.values()]
 
-    atomic_write(path, lambda temporary: save_model(model, str(temporary)))
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Weights as safetensors on the CPU, tied tensors stored once. Each tensor is copied out on
+    its own: on a GPU, cuDNN keeps an LSTM's weights as views of one flat buffer, which
+    safetensors' save_model refuses to write."""
+    from safetensors.torch import save_file
+
+    state = model.state_dict()
+    tensors = {names[0]: state[names[0]].detach().to("cpu", copy=True).contiguous()
+               for names in _tied_groups(model)}
+    atomic_write(path, lambda temporary: save_file(tensors, str(temporary), metadata={"format": "pt"}))
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load safetensors weights into `model`; a damaged or foreign file is a UserError."""
+    """Load safetensors weights into `model` (on any device); a damaged or foreign file is a UserError."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_model
+    from safetensors.torch import load_file
 
     if not path.is_file():
         raise UserError(f"{path}: weights not found")
     try:
-        missing, unexpected = load_model(model, str(path), strict=False)
+        tensors = load_file(str(path))
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
     except (SafetensorError, OSError, RuntimeError, ValueError) as error:
         raise UserError(f"{path}: cannot load weights ({str(error).splitlines()[0]}); "
                         "the file is damaged or belongs to another model") from None
+    loaded_through_a_tie = {name for names in _tied_groups(model) if any(n in tensors for n in names)
+                            for name in names}
+    missing = [name for name in missing if name not in loaded_through_a_tie]
     if missing or unexpected:
         raise UserError(f"{path}: weights do not match the model in config.yaml "
                         f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)")
