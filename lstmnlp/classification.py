@@ -208,8 +208,8 @@ def validation_metrics(model, batches, labels: list[str], device) -> dict[str, f
         batch = type(batch)(*(t.to(device) for t in batch))
         output = model.loss(batch)
         logits, _ = model(batch.ids, batch.lengths)
-        total += output.total
-        count += output.count
+        total += float(output.total)
+        count += int(output.count)
         gold.extend(batch.labels.tolist())
         predicted.extend(logits.argmax(dim=-1).tolist())
     scores = classification_scores(gold, predicted, labels)

@@ -123,8 +123,8 @@ def evaluate_stream(model: LanguageModel, stream: torch.Tensor, *, num_streams: 
     total, count, carry = 0.0, 0, None
     for batch in windows(streams, bptt):
         output = model.loss(batch, carry)
-        total += output.total
-        count += output.count
+        total += float(output.total)
+        count += int(output.count)
         carry = output.carry
     model.train(was_training)
     return total, count

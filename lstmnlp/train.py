@@ -156,8 +156,8 @@ class Trainer:
                         window_tokens, total_tokens = window_tokens + tokens, total_tokens + tokens
                     if step % config.log_every == 0:
                         now = time.perf_counter()
-                        record = self._train_record(step, now - started, window_loss / max(window_count, 1),
-                                                    window_tokens / max(now - window_start, 1e-9))
+                        record = self._train_record(step, now - started, float(window_loss) / max(int(window_count), 1),
+                                                    float(window_tokens) / max(now - window_start, 1e-9))
                         self.log.write(record)
                         self.last_train_record = record
                         self.reporter.on_step(step, record)
@@ -186,7 +186,7 @@ class Trainer:
             if last_validated != position.step:
                 self._validate(window_loss, window_count)
         return TrainResult(position.step, position.epoch, position.elapsed_s, stop_reason, self.best_step,
-                           self.best_metrics, total_tokens / max(time.perf_counter() - process_start, 1e-9))
+                           self.best_metrics, float(total_tokens) / max(time.perf_counter() - process_start, 1e-9))
 
     def _train_step(self, batches: list, step: int) -> list:
         """One update from the summed gradients of `batches` (train.accumulate of them; fewer at
@@ -239,8 +239,9 @@ class Trainer:
         return {"event": "train", "step": step, "elapsed_s": round(elapsed, 3), "train_loss": loss,
                 "tokens_per_s": tokens_per_s, "lr": max(group["lr"] for group in self.optimizer.param_groups)}
 
-    def _validate(self, window_loss: float, window_count: int) -> bool:
+    def _validate(self, window_loss: torch.Tensor | float, window_count: torch.Tensor | int) -> bool:
         """Validate, log, keep the best weights, checkpoint; True when early stopping says stop."""
+        window_loss, window_count = float(window_loss), int(window_count)
         step = self.position.step
         with self._averaged():  # validated and kept as best: the averaged weights, if any
             with self._autocast():

@@ -198,8 +198,8 @@ def validation_metrics(model, batches, sources, references, pairs, source_tokeni
     total, count = 0.0, 0
     for batch in batches:
         output = model.loss(type(batch)(*(t.to(device) for t in batch)))
-        total += output.total
-        count += output.count
+        total += float(output.total)
+        count += int(output.count)
     limit = config.train.eval_bleu_batches * config.train.batch_size or len(sources)
     hypotheses = [n[0][0] for n in translate_lines(model, source_tokenizer, target_tokenizer, sources[:limit],
                                                     batch_size=config.train.batch_size, fast_greedy=True)]

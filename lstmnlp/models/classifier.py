@@ -63,5 +63,4 @@ class TextClassifier(nn.Module):
         losses = nn.functional.cross_entropy(logits.float(), batch.labels, reduction="none")  # (B,)
         weights = self.class_weights[batch.labels]
         loss = (losses * weights).sum() / weights.sum()
-        return LossOutput(loss, float(losses.detach().sum()), batch.labels.numel(),
-                          tokens=int(batch.lengths.sum()))
+        return LossOutput(loss, losses.detach().sum(), batch.labels.numel(), tokens=batch.lengths.sum())

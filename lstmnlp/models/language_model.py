@@ -63,7 +63,7 @@ class LanguageModel(nn.Module):
         losses = nn.functional.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(),
                                              reduction="sum")
         count = batch.targets.numel()
-        return LossOutput(losses / count, float(losses.detach()), count, final)
+        return LossOutput(losses / count, losses.detach(), count, final)
 
     def step(self, prev_ids: torch.Tensor, state: LSTMState) -> tuple[torch.Tensor, LSTMState]:
         """One decoding step for search: (B,) ids -> (B, V) log-probabilities and the new state."""

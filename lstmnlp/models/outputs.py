@@ -11,14 +11,16 @@ class LossOutput(NamedTuple):
     """What every model's `loss(batch, carry)` returns to the Trainer."""
 
     loss: torch.Tensor  # mean loss to back-propagate
-    total: float  # summed loss over the counted tokens/examples
-    count: int  # tokens (or examples) counted
+    # The figures below may be 0-dim tensors on the model's device: reading one back (float(),
+    # int()) waits for the GPU, so the Trainer adds them up there and reads them at log time.
+    total: torch.Tensor | float  # summed loss over the counted tokens/examples (detached)
+    count: torch.Tensor | int  # tokens (or examples) counted
     carry: Any = None  # recurrent state carried to the next batch (truncated BPTT), or None
-    tokens: int | None = None  # input tokens processed, for throughput; None = `count`
+    tokens: torch.Tensor | int | None = None  # input tokens processed, for throughput; None = `count`
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_id: int,
-                           smoothing: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+                           smoothing: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Label-smoothed and plain token cross-entropy from one log-softmax, padding ignored.
 
     Same values as `cross_entropy(..., label_smoothing=smoothing)` (the uniform share spread over
@@ -28,7 +30,8 @@ def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_i
         logits: (N, V); targets: (N,) with `pad_id` at padding.
 
     Returns:
-        the summed smoothed loss (differentiable), the summed plain NLL (detached), the count.
+        the summed smoothed loss (differentiable), the summed plain NLL (detached), the count of
+        real targets (a 0-dim tensor: no wait for the GPU).
     """
     log_probs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
     real = targets != pad_id  # (N,)
@@ -38,4 +41,4 @@ def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_i
         loss = ((1.0 - smoothing) * nll + smoothing * uniform).sum()
     else:
         loss = nll.sum()
-    return loss, nll.detach().sum(), int(real.sum())
+    return loss, nll.detach().sum(), real.sum()

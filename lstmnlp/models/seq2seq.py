@@ -75,7 +75,7 @@ class Seq2SeqModel(nn.Module):
         logits, _ = self(batch)
         losses, plain, count = smoothed_cross_entropy(logits.flatten(0, 1), batch.target_outputs.flatten(),
                                                       pad_id=self.pad_id, smoothing=self.label_smoothing)
-        return LossOutput(losses / max(count, 1), float(plain), count, None)
+        return LossOutput(losses / count.clamp(min=1), plain, count, None)
 
     def step(self, prev_ids: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState]:
         """One decoding step: (B,) ids -> (B, V) log-probabilities and the new state."""
