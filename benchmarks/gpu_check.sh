@@ -12,8 +12,9 @@
 # CUDA and lstmnlp's dependencies importable, and the data (DATA, default ../shared/data; carry a
 # copy of tinyshakespeare/, multi30k/ and mr-polarity/ where it is absent). About 8 minutes: run
 # it with a limit of 600 s. The figures land flat in RESULTS (default $OUT, else /tmp/gpu-check).
-# LM_VARIANT="--set KEY=VALUE ..." trains a second char LM with those options at the same time (the
-# two then share the GPU, so each figure is one the run alone would at least reach in steps).
+# LM_VARIANTS="[RECIPE.yaml] --set KEY=VALUE ...; ..." trains up to three more char LMs at the
+# same time, each its options (and recipe, if one is named); they all share the GPU, so each run
+# then takes fewer steps than it would alone. Each run's summary and validations: NAME.txt.
 # A dry run on a CPU: DEVICE=cpu LM_TIME=10 bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,23 +41,25 @@ for task in seq2seq classifier; do
     --data "$DATA" 2>&1 | grep -v '^torch ' | tee -a "$RESULTS/throughput.txt"
 done
 
-stage "2. char LM, $LM_TIME s${LM_VARIANT:+, beside a variant (${LM_VARIANT})}"
-lm_run() {  # name, then --set options
-  local name="$1"; shift
-  timeout $((LM_TIME + 120)) python3 -m lstmnlp train recipes/char-lm-shakespeare-gpu.yaml \
+stage "2. char LM, $LM_TIME s${LM_VARIANTS:+, beside variants: ${LM_VARIANTS}}"
+lm_run() {  # name, then an optional recipe (*.yaml), then --set options
+  local name="$1" recipe=recipes/char-lm-shakespeare-gpu.yaml; shift
+  if [[ "${1:-}" == *.yaml ]]; then recipe="$1"; shift; fi
+  timeout $((LM_TIME + 120)) python3 -m lstmnlp train "$recipe" \
     --data-dir "$DATA/tinyshakespeare" --out "$RUNS/$name" --set train.device="$DEVICE" \
     --set train.max_time="$LM_TIME" "$@" > "$RUNS/$name.log" 2>&1
-  tail -n 14 "$RUNS/$name.log" > "$RESULTS/$name.txt"
-  cp "$RUNS/$name/metrics.jsonl" "$RESULTS/$name-metrics.jsonl" 2>/dev/null
+  { echo "$recipe $*"; tail -n 16 "$RUNS/$name.log"
+    grep '"valid' "$RUNS/$name/metrics.jsonl" 2>/dev/null; } > "$RESULTS/$name.txt"
 }
-if [ -n "${LM_VARIANT:-}" ]; then  # e.g. LM_VARIANT="--set model.dropout=0.5": both share the GPU
+IFS=';' read -ra variants <<< "${LM_VARIANTS:-}"
+for index in "${!variants[@]}"; do
   # shellcheck disable=SC2086
-  lm_run char-lm-variant $LM_VARIANT & fi
+  lm_run "char-lm-v$((index + 1))" ${variants[$index]} &
+done
 lm_run char-lm-gpu
 wait
-for name in char-lm-gpu char-lm-variant; do
-  [ -f "$RESULTS/$name.txt" ] && { echo "-- $name"; cat "$RESULTS/$name.txt"; }
-  grep '"valid' "$RESULTS/$name-metrics.jsonl" 2>/dev/null | tail -n 3
+for file in "$RESULTS"/char-lm-*.txt; do
+  echo "-- $file"; grep -E "best valid_loss|steps \(epochs\)|training tokens/s" "$file"
 done
 
 stage "3. fp16 with loss scaling, 20 s"

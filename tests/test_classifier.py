@@ -140,3 +140,13 @@ def test_hidden_classes_train_but_are_never_predicted():
     model.loss(ClassifierBatch(ids, lengths, torch.tensor([2, 2]))).loss.backward()
     hidden_row, label_rows = model.head.weight.grad[2], model.head.weight.grad[:2]
     assert hidden_row.abs().sum() > 0 and label_rows.abs().sum() > 0  # pushed towards the hidden class
+
+
+def test_loss_figures_stay_on_the_device():
+    """The Trainer reads total and tokens back once per log line: loss() leaves them tensors."""
+    model = make_classifier("max", classes=2).train()
+    ids, lengths, labels = torch.tensor([[5, 6, 7], [8, 9, 0]]), torch.tensor([3, 2]), torch.tensor([0, 1])
+    output = model.loss(ClassifierBatch(ids, lengths, labels))
+    assert isinstance(output.total, torch.Tensor) and not output.total.requires_grad
+    assert isinstance(output.tokens, torch.Tensor) and int(output.tokens) == 5
+    assert float(output.total) == pytest.approx(float(output.loss) * 2, rel=1e-5)  # unweighted classes

@@ -59,6 +59,9 @@ def test_tbptt_state_carried_and_detached():
     fresh = model.loss(LanguageModelBatch(ids[:, 10:19], ids[:, 11:20]))
     assert second.total != fresh.total  # the carried state changes the predictions
     second.loss.backward()  # does not reach into the first window's graph
+    # read back once per log line by the Trainer, not here: a tensor, detached
+    assert isinstance(second.total, torch.Tensor) and not second.total.requires_grad
+    assert float(second.total) == pytest.approx(float(second.loss) * second.count, rel=1e-5)
 
 
 class RecordingModel(torch.nn.Module):
