@@ -149,4 +149,4 @@ def test_loss_figures_stay_on_the_device():
     output = model.loss(ClassifierBatch(ids, lengths, labels))
     assert isinstance(output.total, torch.Tensor) and not output.total.requires_grad
     assert isinstance(output.tokens, torch.Tensor) and int(output.tokens) == 5
-    assert float(output.total) == pytest.approx(float(output.loss) * 2, rel=1e-5)  # unweighted classes
+    assert float(output.total) == pytest.approx(float(output.loss.detach()) * 2, rel=1e-5)  # unweighted classes

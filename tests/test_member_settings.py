@@ -68,7 +68,7 @@ def test_members_on_words_and_pieces_through_the_cli(sst_slice, tmp_path):
     assert trained.returncode == 0, trained.stderr + trained.stdout
     assert "member 2's own settings: tokenizer.model_type=word" in trained.stdout
     configs = [yaml.safe_load((out / name / "config.yaml").read_text()) for name in ("member-1", "member-2")]
-    assert [c["tokenizer"]["model_type"] for c in configs] == ["unigram", "word"]
+    assert [c["tokenizer"]["model_type"] for c in configs] == ["bpe", "word"]  # the recipe's pieces, then words
     assert configs[1]["model"]["pooling"] == "mean" and configs[1]["members"] == []
     assert yaml.safe_load((out / "config.yaml").read_text())["members"][1]["tokenizer.model_type"] == "word"
     words = Tokenizer(out / "member-2" / "tokenizer.model")
