@@ -61,7 +61,7 @@ def test_tbptt_state_carried_and_detached():
     second.loss.backward()  # does not reach into the first window's graph
     # read back once per log line by the Trainer, not here: a tensor, detached
     assert isinstance(second.total, torch.Tensor) and not second.total.requires_grad
-    assert float(second.total) == pytest.approx(float(second.loss) * second.count, rel=1e-5)
+    assert float(second.total) == pytest.approx(float(second.loss.detach()) * second.count, rel=1e-5)
 
 
 class RecordingModel(torch.nn.Module):
