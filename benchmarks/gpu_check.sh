@@ -3,9 +3,9 @@
 #   1. training tokens/s of lstmnlp against bare cuDNN nn.LSTM loops of the same shapes
 #      (benchmarks/train_throughput.py --device cuda; goal at least 0.9x): the char LM at the GPU
 #      recipe's shapes, then the seq2seq and classifier recipes' shapes;
-#   2. the char-LM validation loss reached in 5 minutes, the run alone on the GPU
-#      (recipes/char-lm-shakespeare-gpu.yaml; goal at most 1.35 nats/char on the last 10 % of tiny
-#      shakespeare);
+#   2. the char-LM validation loss reached in 5 minutes, the run alone on the GPU unless
+#      LM_VARIANTS (below) names others (recipes/char-lm-shakespeare-gpu.yaml; goal at most
+#      1.35 nats/char on the last 10 % of tiny shakespeare);
 #   3. a 20-second fp16 run (train.precision: fp16, loss scaling) to see that it learns;
 #   4. a sample from the 5-minute model.
 # Each stage has its own time limit and a failed stage does not stop the next. Needs torch with

@@ -68,11 +68,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def _tied_groups(model: torch.nn.Module) -> list[list[str]]:
-    """The state dict's names grouped by tensor: a tied weight (one Parameter under two names)
-    is one group, each name sorted, so the first one is what safetensors' save_model kept too."""
+def _tied_groups(state: dict[str, torch.Tensor]) -> list[list[str]]:
+    """A `state_dict(keep_vars=True)`'s names grouped by tensor: a tied weight (one Parameter under
+    two names) is one group, each name sorted, so the first one is what safetensors' save_model kept too."""
     groups: dict[int, list[str]] = {}
-    for name, tensor in model.state_dict(keep_vars=True).items():
+    for name, tensor in state.items():
         groups.setdefault(id(tensor), []).append(name)
     return [sorted(names) for names in groups.values()]
 
@@ -83,9 +83,8 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     safetensors' save_model refuses to write."""
     from safetensors.torch import save_file
 
-    state = model.state_dict()
-    tensors = {names[0]: state[names[0]].detach().to("cpu", copy=True).contiguous()
-               for names in _tied_groups(model)}
+    state = model.state_dict(keep_vars=True)
+    tensors = {names[0]: state[names[0]].detach().to("cpu", copy=True).contiguous() for names in _tied_groups(state)}
     atomic_write(path, lambda temporary: save_file(tensors, str(temporary), metadata={"format": "pt"}))
 
 
@@ -102,8 +101,8 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     except (SafetensorError, OSError, RuntimeError, ValueError) as error:
         raise UserError(f"{path}: cannot load weights ({str(error).splitlines()[0]}); "
                         "the file is damaged or belongs to another model") from None
-    loaded_through_a_tie = {name for names in _tied_groups(model) if any(n in tensors for n in names)
-                            for name in names}
+    loaded_through_a_tie = {name for names in _tied_groups(model.state_dict(keep_vars=True))
+                            if any(n in tensors for n in names) for name in names}
     missing = [name for name in missing if name not in loaded_through_a_tie]
     if missing or unexpected:
         raise UserError(f"{path}: weights do not match the model in config.yaml "
