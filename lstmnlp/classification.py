@@ -161,7 +161,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
         nbsvm, nbsvm_figures = attach_nbsvm(run_dir, model, tokenizer, nbsvm_data, labels,
                                             order=config.model.nbsvm_ngrams,
                                             char_order=config.model.nbsvm_char_ngrams,
-                                            max_length=config.data.max_length, log=log)
+                                            refit=config.model.nbsvm_refit, max_length=config.data.max_length,
+                                            log=log)
     sample_text = valid_data.texts[0]
     probabilities = predict(model, tokenizer, [sample_text], max_length=config.data.max_length)
     probabilities = (nbsvm.mix_into(probabilities, [sample_text]) if nbsvm else probabilities)[0]
@@ -171,33 +172,45 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
 
 
 def attach_nbsvm(run_dir: Path, model, tokenizer: Tokenizer, data: tuple[LabeledData, LabeledData],
-                 labels: list[str], *, order: int, char_order: int = 0, max_length: int,
+                 labels: list[str], *, order: int, char_order: int = 0, refit: bool = False, max_length: int,
                  log: Callable[[str], None] = print) -> tuple[NBSVM, dict[str, float]]:
     """Fit an NBSVM over word 1..`order`-grams (and character 2..`char_order`-grams) on the
     training texts, pick its mix weight with the trained model's validation probabilities, and keep
-    it in the run; (it, its validation figures)."""
+    it in the run; (it, its validation figures, which describe the NBSVM before any refit).
+    With `refit`, the kept NBSVM is fitted again on the training and validation texts together, with
+    the mix weight and temperature picked before: validation held out of the training data then
+    teaches the n-gram model too (the BiLSTM still needs it to pick its checkpoint)."""
     train_data, valid_data = data
     index = {name: i for i, name in enumerate(labels)}
-    nbsvm = fit_nbsvm(train_data.texts, [index[label] for label in train_data.labels], len(labels), order=order,
-                      char_order=char_order)
+
+    def fit(texts: list[str], names: list[str]) -> NBSVM:
+        return fit_nbsvm(texts, [index[name] for name in names], len(labels), order=order, char_order=char_order)
+
+    nbsvm = fit(train_data.texts, train_data.labels)
     gold = [index[label] for label in valid_data.labels]
     probabilities = predict(model, tokenizer, valid_data.texts, max_length=max_length)
     margins = nbsvm.margins(valid_data.texts)
     nbsvm.mix, mixed_accuracy = pick_mix(probabilities, margins, gold)
     if nbsvm.mix:
         nbsvm.temperature, _ = pick_temperature(probabilities, margins, nbsvm.mix, gold)
-    nbsvm.save(run_dir)
     calibrated = mixed(probabilities, margins, nbsvm.mix, nbsvm.temperature)
-    figures = {"valid_accuracy_lstm": accuracy(probabilities, gold), "valid_accuracy_nbsvm": accuracy(margins, gold),
-               "mix": nbsvm.mix, "temperature": nbsvm.temperature, "valid_accuracy_mixed": mixed_accuracy,
+    kept = nbsvm
+    if refit:
+        kept = fit(train_data.texts + valid_data.texts, train_data.labels + valid_data.labels)
+        kept.mix, kept.temperature = nbsvm.mix, nbsvm.temperature
+    kept.save(run_dir)
+    figures = {"valid_accuracy_lstm": accuracy(probabilities, gold),
+               "valid_accuracy_nbsvm": accuracy(margins, gold), "refit": float(refit), "mix": nbsvm.mix,
+               "temperature": nbsvm.temperature, "valid_accuracy_mixed": mixed_accuracy,
                "valid_nll_lstm": mean_nll(probabilities, gold), "valid_nll_mixed": mean_nll(calibrated, gold)}
     checkpoint.write_meta(run_dir, {**checkpoint.read_meta(run_dir), "nbsvm": figures})
     grams = f"word 1-{order}-grams" + (f" and character 2-{char_order}-grams" if char_order else "")
     log(f"NBSVM over {grams} ({len(nbsvm.vocabulary):,}): validation accuracy "
         f"{figures['valid_accuracy_nbsvm']:.2f}% alone, {figures['valid_accuracy_lstm']:.2f}% for the BiLSTM, "
         f"{mixed_accuracy:.2f}% mixed with weight {nbsvm.mix:g} (temperature {nbsvm.temperature:.2f}; NLL "
-        f"{figures['valid_nll_mixed']:.3f} vs {figures['valid_nll_lstm']:.3f})")
-    return nbsvm, figures
+        f"{figures['valid_nll_mixed']:.3f} vs {figures['valid_nll_lstm']:.3f})"
+        + ("; then fitted again on training and validation texts" if refit else ""))
+    return kept, figures
 
 
 @torch.inference_mode()

@@ -119,6 +119,7 @@ class ModelConfig:
     init_from: str = ""  # start embedding and encoder from an LM run (ULMFiT) or an autoencoder run
     nbsvm_ngrams: int = 0  # > 0: mix in an NBSVM over word 1..n-grams (Wang & Manning 2012); 0 = none
     nbsvm_char_ngrams: int = 0  # > 0: that NBSVM also reads character 2..n-grams; 0 = words only
+    nbsvm_refit: bool = False  # once its mix weight is picked, fit that NBSVM again on training + held-out data
 
     def validate(self) -> None:
         for key in ("embedding_dim", "hidden_size", "num_layers"):
@@ -226,6 +227,11 @@ class ExperimentConfig:
                "member's tokenizer, so they train one after another")
         _check(self.task == "classify" or not self.model.nbsvm_ngrams, "model.nbsvm_ngrams",
                "mixes an n-gram model into a classifier; set it 0 for other tasks")
+        _check(not self.model.nbsvm_refit or self.model.nbsvm_ngrams, "model.nbsvm_refit",
+               "refits the NBSVM of model.nbsvm_ngrams: set that too")
+        _check(not (self.model.nbsvm_refit and self.data.valid), "model.nbsvm_refit",
+               "refits on the validation share held out of the training data (data.valid_fraction); with "
+               "data.valid, a file of its own, it would learn the data that measures it")
         _check(self.task != "lm" or not self.model.bidirectional, "model.bidirectional",
                "a language model must not see the future; set model.bidirectional=false")
         _check(self.task == "lm" or not self.model.backward, "model.backward",

@@ -226,18 +226,26 @@ def test_inspect_classifier_token_weights(sst2_run, tmp_path):
 
 def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     """model.nbsvm_ngrams: the run keeps an NBSVM whose margins `classify` mixes into the
-    BiLSTM's probabilities with the weight picked on validation data."""
+    BiLSTM's probabilities with the weight picked on validation data; model.nbsvm_refit: that NBSVM
+    is then fitted on the held-out validation texts as well."""
     from lstmnlp.checkpoint import load_run
     from lstmnlp.classification import predict
-    from lstmnlp.nbsvm import MIX_GRID, TEMPERATURE_GRID, load_nbsvm, mixed
+    from lstmnlp.data import read_label_files
+    from lstmnlp.nbsvm import MIX_GRID, TEMPERATURE_GRID, load_nbsvm, mixed, text_ngrams
 
     out = tmp_path / "mr-nbsvm"
     result = run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice), "--out", str(out),
                      *TINY_CLS, "--set", "train.max_steps=10", "--set", "train.eval_every=5",
-                     "--set", "model.nbsvm_ngrams=2", "--set", "model.nbsvm_char_ngrams=3")
+                     "--set", "model.nbsvm_ngrams=2", "--set", "model.nbsvm_char_ngrams=3",
+                     "--set", "model.nbsvm_refit=true")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "NBSVM over word 1-2-grams and character 2-3-grams" in result.stdout
+    assert "fitted again on training and validation texts" in " ".join(result.stdout.split())  # wherever it wraps
+    every_text = read_label_files({"positive": mr_slice / "rt-polarity.pos", "negative": mr_slice / "rt-polarity.neg"})
+    every_gram = set().union(*(text_ngrams(text, 2, 3) for text in every_text.texts))
+    assert set(load_nbsvm(out).vocabulary) == every_gram  # not only the training share's n-grams
     figures = json.loads((out / "meta.json").read_text())["nbsvm"]
+    assert figures["refit"] == 1.0
     assert figures["mix"] in MIX_GRID
     assert figures["valid_accuracy_mixed"] >= figures["valid_accuracy_lstm"]  # mix 0 is among the choices
     assert figures["temperature"] in TEMPERATURE_GRID and (figures["mix"] or figures["temperature"] == 1.0)
@@ -268,6 +276,8 @@ def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     assert evaluated.returncode == 0 and json.loads(evaluated.stdout)["accuracy"] == 100.0  # gold = its own labels
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "char-lm-shakespeare.yaml"),
                               "--set", "model.nbsvm_ngrams=2"), "model.nbsvm_ngrams")
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--set", "model.nbsvm_ngrams=2",
+                              "--set", "model.nbsvm_refit=true"), "model.nbsvm_refit", "data.valid")
     (out / "nbsvm.safetensors").unlink()  # as if training stopped before the fit
     assert_user_error(run_cli("classify", str(out), stdin="fine\n"), "--resume")
     assert run_cli("classify", str(out), "--no-nbsvm", stdin="fine\n").returncode == 0

@@ -123,6 +123,7 @@ def test_existing_run_is_never_overwritten(tiny_lm_run, shakespeare_slice):
     (["--set", "model.hidden_size=-1"], ["model.hidden_size"]),
     (["--set", "model.nbsvm_char_ngrams=9"], ["model.nbsvm_char_ngrams", "2..8"]),
     (["--set", "model.nbsvm_char_ngrams=4"], ["model.nbsvm_char_ngrams", "model.nbsvm_ngrams"]),
+    (["--set", "model.nbsvm_refit=true"], ["model.nbsvm_refit", "model.nbsvm_ngrams"]),
 ])
 def test_train_bad_recipe_values(tmp_path, args, fragments):
     assert_user_error(run_cli("train", "--out", str(tmp_path / "r"), *args), *fragments)
