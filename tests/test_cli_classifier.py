@@ -281,3 +281,10 @@ def test_nbsvm_mixed_into_classifier(mr_slice, tmp_path):
     (out / "nbsvm.safetensors").unlink()  # as if training stopped before the fit
     assert_user_error(run_cli("classify", str(out), stdin="fine\n"), "--resume")
     assert run_cli("classify", str(out), "--no-nbsvm", stdin="fine\n").returncode == 0
+
+
+def test_too_few_folds_refused_before_any_run_directory(tmp_path):
+    for folds in ("1", "-2"):
+        result = run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--cv", folds, "--out", str(tmp_path / "r"))
+        assert_user_error(result, "--cv needs at least 2 folds")
+        assert "run directory" not in result.stdout and not (tmp_path / "r").exists()
