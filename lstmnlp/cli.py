@@ -61,8 +61,10 @@ def train(
 
     if nproc < 1:
         raise UserError("--nproc must be at least 1")
-    if cv < 0 or cv == 1:
-        raise UserError("--cv needs at least 2 folds")
+    if cv:
+        from lstmnlp.cross_validation import check_folds
+
+        check_folds(cv)
     overrides = list(set_) + ([f"data.dir={data_dir}"] if data_dir is not None else [])
     if resume:
         from lstmnlp.checkpoint import resumable_config

@@ -43,8 +43,7 @@ def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, resum
     from lstmnlp.ensemble import load_runs
     from lstmnlp.ensemble_training import train_members
 
-    if folds < 2:
-        raise UserError("--cv needs at least 2 folds")
+    check_folds(folds)
     if config.data.neutral_phrases:
         raise UserError("--cv: data.neutral_phrases trains on texts no fold could test; leave it off")
     progress = _read_progress(run_dir, folds) if resume else {"folds": folds, "accuracies": [], "elapsed_s": 0.0}
@@ -84,6 +83,12 @@ def cross_validate(config: ExperimentConfig, run_dir: Path, folds: int, *, resum
     mean, stdev = statistics.mean(accuracies), statistics.stdev(accuracies)
     _write_progress(run_dir, {**progress, "mean": mean, "stdev": stdev})
     return CrossValidationSummary(run_dir, accuracies, mean, stdev, progress["elapsed_s"])
+
+
+def check_folds(folds: int) -> None:
+    """Refuse fewer than 2 folds (the CLI asks before it makes a run directory)."""
+    if folds < 2:
+        raise UserError("--cv needs at least 2 folds")
 
 
 def _read_progress(run_dir: Path, folds: int) -> dict[str, Any]:
