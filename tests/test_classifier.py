@@ -11,6 +11,8 @@ from lstmnlp.config import ModelConfig
 from lstmnlp.metrics import classification_scores
 from lstmnlp.models.classifier import ClassifierBatch, TextClassifier
 from lstmnlp.models.language_model import LanguageModel
+from lstmnlp.modules.encoder import EncoderOutput
+from lstmnlp.modules.pooling import SequencePooling
 from lstmnlp.errors import UserError
 from lstmnlp.transfer import check_compatible, copy_language_model, thawing_schedule
 
@@ -23,7 +25,7 @@ def make_classifier(pooling="max", bidirectional=True, classes=3, hidden_classes
     return TextClassifier(config, vocab_size=20, num_classes=classes, hidden_classes=hidden_classes).eval()
 
 
-@pytest.mark.parametrize("pooling", ["max", "mean", "last", "attention"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "max_mean", "last", "attention"])
 def test_pooling_ignores_padding(pooling):
     model = make_classifier(pooling, classifier_hidden=7)
     short = torch.tensor([[5, 6, 7]])
@@ -33,6 +35,15 @@ def test_pooling_ignores_padding(pooling):
     torch.testing.assert_close(alone[0], together[0], atol=1e-6, rtol=1e-5)
     if pooling == "attention":
         assert torch.all(weights[0, 3:] == 0) and torch.allclose(weights.sum(1), torch.ones(2))
+
+
+def test_max_mean_pooling_is_max_and_mean_side_by_side():
+    outputs = torch.tensor([[[1.0, -2.0], [3.0, 0.0], [9.0, 9.0]]])  # (1, 3, 2); the last step is padding
+    mask = torch.tensor([[True, True, False]])
+    encoded = EncoderOutput(outputs, None)
+    pooled, _ = SequencePooling("max_mean", 2, 2)(encoded, mask)
+    torch.testing.assert_close(pooled, torch.tensor([[3.0, 0.0, 2.0, -1.0]]))
+    assert make_classifier("max_mean").head.in_features == 2 * make_classifier("max").head.in_features
 
 
 def test_overfits_tiny_labeled_set():

@@ -36,6 +36,7 @@ class TextClassifier(nn.Module):
         self.encoder = build_encoder(config, vocab_size=vocab_size, pad_id=pad_id, bidirectional=config.bidirectional)
         features = config.hidden_size * self.encoder.num_directions
         self.pooling = SequencePooling(config.pooling, features, self.encoder.num_directions)
+        features = self.pooling.out_features
         self.dropout = Dropout(config.dropout)
         if config.classifier_hidden:
             self.head = nn.Sequential(nn.Linear(features, config.classifier_hidden), nn.ReLU(),
@@ -54,7 +55,7 @@ class TextClassifier(nn.Module):
         """`forward` with the hidden classes' logits too: (B, C + hidden)."""
         encoded = self.encoder(ids, lengths, time_aligned=not self.pooling.order_free)
         mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
-        pooled, weights = self.pooling(encoded, mask)  # (B, D*H)
+        pooled, weights = self.pooling(encoded, mask)  # (B, D*H), or (B, 2*D*H) for max_mean
         return self.head(self.dropout(pooled)), weights
 
     def loss(self, batch: ClassifierBatch, carry=None) -> LossOutput:
