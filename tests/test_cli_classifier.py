@@ -102,6 +102,19 @@ def test_neutral_phrases_train_a_class_that_is_never_predicted(sst_slice, tmp_pa
                               "--set", "data.neutral_phrases=true", "--out", str(tmp_path / "cv")), "--cv")
 
 
+def test_max_mean_pooling_through_the_cli(sst_slice, tmp_path):
+    out = tmp_path / "max_mean"
+    trained = run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--out", str(out),
+                      "--set", "data.phrases=false", *TINY_CLS, "--set", "train.max_steps=10",
+                      "--set", "model.pooling=max_mean")
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    assert load_file(out / "model.safetensors")["head.weight"].shape[1] == 2 * 2 * 16  # [max, mean] of both directions
+    labels = run_cli("classify", str(out), stdin="a fine film .\nthe worst film .\n").stdout.split()
+    assert len(labels) == 2 and set(labels) <= {"negative", "positive"}
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice),
+                              "--set", "model.pooling=min"), "model.pooling")
+
+
 def test_sst5_phrases_and_cross_validation(sst_slice, mr_slice, tmp_path):
     sst5 = run_cli("train", str(ROOT / "recipes" / "sst5.yaml"), "--data-dir", str(sst_slice),
                    "--out", str(tmp_path / "sst5"), *TINY_CLS, "--set", "train.max_steps=10")
