@@ -17,6 +17,7 @@ from lstmnlp.errors import UserError
 from lstmnlp.strict_dataclasses import build_dataclass
 
 TASKS = ("lm", "translate", "classify", "autoencoder")
+POOLINGS = ("max", "mean", "max_mean", "last", "attention")  # model.pooling (modules/pooling.py)
 SEQ2SEQ_TASKS = ("translate", "autoencoder")  # encoder-decoder runs: trained, decoded and scored alike
 BUILTIN_DATA_DIR = "builtin"  # `data.dir` value naming the corpus shipped inside the package
 
@@ -113,7 +114,7 @@ class ModelConfig:
     share_embeddings: bool = False  # one embedding for source and target (needs a joint vocabulary)
     label_smoothing: float = 0.0  # (Szegedy et al. 2016)
     # Classification only:
-    pooling: str = "max"  # max | mean | max_mean | last | attention, over the encoder outputs, masked at padding
+    pooling: str = "max"  # one of POOLINGS, over the encoder outputs, masked at padding
     classifier_hidden: int = 0  # hidden units of the MLP before the logits; 0 = one linear layer
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
     init_from: str = ""  # start embedding and encoder from an LM run (ULMFiT) or an autoencoder run
@@ -135,8 +136,7 @@ class ModelConfig:
         _check(self.attention != "none" or not self.input_feeding, "model.input_feeding",
                "feeds the previous attentional vector, so it needs attention; set model.input_feeding=false")
         _check(0.0 <= self.label_smoothing < 1.0, "model.label_smoothing", "must lie in [0, 1)")
-        _check(self.pooling in ("max", "mean", "max_mean", "last", "attention"), "model.pooling",
-               "must be one of max, mean, max_mean, last, attention")
+        _check(self.pooling in POOLINGS, "model.pooling", "must be one of " + ", ".join(POOLINGS))
         _check(self.classifier_hidden >= 0, "model.classifier_hidden", "must not be negative")
         _check(0 <= self.nbsvm_ngrams <= 5, "model.nbsvm_ngrams", "must lie in 0..5 (the longest word n-gram)")
         _check(self.nbsvm_char_ngrams == 0 or 2 <= self.nbsvm_char_ngrams <= 8, "model.nbsvm_char_ngrams",
