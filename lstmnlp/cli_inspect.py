@@ -25,6 +25,9 @@ def plot(
     from lstmnlp.ensemble import member_dirs
     from lstmnlp.plots import plot_curves
 
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise UserError(f"{run_dir}: run directory not found")
     out = out or run_dirs[0] / "curves.png"
     _check_parent(out)
     run_dirs = [member for run_dir in run_dirs for member in member_dirs(run_dir)]  # an ensemble: its members

@@ -62,6 +62,7 @@ def test_plot_curves_of_two_runs(tiny_lm_run, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     assert "valid_ppl" in result.stdout
     assert_user_error(run_cli("plot", str(tmp_path)), "metrics.jsonl")
+    assert_user_error(run_cli("plot", str(tmp_path / "gone")), "run directory not found")
 
 
 def test_inspect_language_model_units(tiny_lm_run, shakespeare_slice, tmp_path):
