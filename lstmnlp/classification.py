@@ -22,6 +22,7 @@ from lstmnlp.config import ExperimentConfig, dump_yaml
 from lstmnlp.ensemble import classifier_labels, predict_ensemble
 from lstmnlp.distributed import World, epoch_shard, main_then_others
 from lstmnlp.data import LabeledData, LoadReport
+from lstmnlp.device_batches import to_device
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import ClassificationResult, classification_scores
 from lstmnlp.models import build_model
@@ -218,7 +219,7 @@ def validation_metrics(model, batches, labels: list[str], device) -> dict[str, f
     model.eval()
     total, count, gold, predicted = 0.0, 0, [], []
     for batch in batches:
-        batch = type(batch)(*(t.to(device) for t in batch))
+        batch = to_device(device)(batch)
         output = model.loss(batch)
         logits, _ = model(batch.ids, batch.lengths)
         total += float(output.total)

@@ -23,6 +23,7 @@ from lstmnlp.batching import bucket_batches
 from lstmnlp.config import ExperimentConfig, dump_yaml
 from lstmnlp.distributed import World, epoch_shard, main_then_others
 from lstmnlp.data import LoadReport, read_parallel, resolve_data_dir
+from lstmnlp.device_batches import to_device
 from lstmnlp.errors import UserError
 from lstmnlp.metrics import bleu_and_chrf
 from lstmnlp.models import build_model
@@ -197,7 +198,7 @@ def validation_metrics(model, batches, sources, references, pairs, source_tokeni
     model.eval()
     total, count = 0.0, 0
     for batch in batches:
-        output = model.loss(type(batch)(*(t.to(device) for t in batch)))
+        output = model.loss(to_device(device)(batch))
         total += float(output.total)
         count += int(output.count)
     limit = config.train.eval_bleu_batches * config.train.batch_size or len(sources)

@@ -29,3 +29,10 @@ def test_cpu_batches_pass_through_unchanged():
     batch = Pair(torch.arange(6).view(2, 3), torch.tensor([3, 2]))
     moved = to_device(torch.device("cpu"))(batch)
     assert type(moved) is Pair and moved.ids is batch.ids and moved.lengths is batch.lengths
+
+
+def test_lengths_stay_on_the_host_where_the_rest_moves():
+    batch = Pair(torch.arange(6).view(2, 3), torch.tensor([3, 2]))
+    moved = to_device(torch.device("meta"))(batch)  # a device without storage stands in for a GPU
+    assert moved.ids.device.type == "meta" and moved.lengths.device.type == "cpu"
+    assert torch.equal(moved.lengths, batch.lengths)

@@ -54,7 +54,8 @@ class TextClassifier(nn.Module):
     def all_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`forward` with the hidden classes' logits too: (B, C + hidden)."""
         encoded = self.encoder(ids, lengths, time_aligned=not self.pooling.order_free)
-        mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths.to(ids.device)[:, None]  # (B, T)
+        lengths = lengths.to(ids.device, non_blocking=True)
+        mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths[:, None]  # (B, T)
         pooled, weights = self.pooling(encoded, mask)  # (B, D*H), or (B, 2*D*H) for max_mean
         return self.head(self.dropout(pooled)), weights
 

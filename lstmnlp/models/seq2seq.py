@@ -53,7 +53,8 @@ class Seq2SeqModel(nn.Module):
     def encode(self, source_ids: torch.Tensor, source_lengths: torch.Tensor) -> DecoderState:
         """Encoder pass and the decoder's start state."""
         encoded = self.encoder(source_ids, source_lengths)  # outputs (B, S, K)
-        mask = torch.arange(source_ids.size(1), device=source_ids.device)[None] < source_lengths[:, None].to(source_ids.device)
+        source_lengths = source_lengths.to(source_ids.device, non_blocking=True)
+        mask = torch.arange(source_ids.size(1), device=source_ids.device)[None] < source_lengths[:, None]
         hidden = encoded.final.hidden  # (L*D, B, H)
         directions = self.encoder.num_directions
         summary = torch.cat([hidden[-directions + d] for d in range(directions)], dim=-1)  # top layer (B, K)

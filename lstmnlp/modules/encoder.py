@@ -119,7 +119,8 @@ class StackedLSTMEncoder(nn.Module):
 
         Args:
             ids: (B, T) token ids, padded at the end.
-            lengths: (B,) real lengths; None when every row is full.
+            lengths: (B,) real lengths; None when every row is full. Best on the host (pinned on
+                CUDA): asking whether every row is full then need not wait for the device.
             state: initial state (L*D, B, H) pair; zeros when None.
             time_aligned: False lets the top layer's backward half come out reversed within each
                 row's length (padding still zero), saving a reorder, for callers that pool with
@@ -148,7 +149,8 @@ class StackedLSTMEncoder(nn.Module):
             outputs, (hidden, cell) = self.lstm(packed, (state.hidden, state.cell))
             outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=embedded.size(1))
             return EncoderOutput(outputs, LSTMState(hidden, cell))
-        return self._forward_fused_padded(embedded, lengths.to(embedded.device), state, time_aligned)
+        lengths = lengths.to(embedded.device, non_blocking=True)
+        return self._forward_fused_padded(embedded, lengths, state, time_aligned)
 
     def _forward_fused_padded(self, embedded: torch.Tensor, lengths: torch.Tensor,
                               state: LSTMState, time_aligned: bool) -> EncoderOutput:
