@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 import torch
 
-from lstmnlp.config import ExperimentConfig, config_from_dict, read_yaml
+from lstmnlp.config import ExperimentConfig, config_from_dict
+from lstmnlp.recipe_tree import read_yaml
 from lstmnlp.errors import UserError
 
 BEST_WEIGHTS = "model.safetensors"

@@ -14,11 +14,20 @@ from typing import Any
 import yaml
 
 from lstmnlp.errors import UserError
+from lstmnlp.recipe_tree import parse_override, read_yaml, set_dotted
 from lstmnlp.strict_dataclasses import build_dataclass
 
 TASKS = ("lm", "translate", "classify", "autoencoder")
 POOLINGS = ("max", "mean", "max_mean", "last", "attention")  # model.pooling (modules/pooling.py)
 SEQ2SEQ_TASKS = ("translate", "autoencoder")  # encoder-decoder runs: trained, decoded and scored alike
+# Model keys that only some tasks read: set for another task, one would be ignored without a word.
+MODEL_KEY_TASKS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("decoder_hidden_size", "decoder_layers", "attention", "input_feeding", "share_embeddings"),
+                    SEQ2SEQ_TASKS),
+    "label_smoothing": SEQ2SEQ_TASKS + ("classify",),
+    "tie_weights": ("lm",) + SEQ2SEQ_TASKS,
+    **dict.fromkeys(("pooling", "classifier_hidden", "class_weights", "init_from", "nbsvm_char_ngrams"), ("classify",)),
+}
 BUILTIN_DATA_DIR = "builtin"  # `data.dir` value naming the corpus shipped inside the package
 
 
@@ -112,6 +121,7 @@ class ModelConfig:
     attention: str = "bahdanau"  # bahdanau (additive) | luong (general) | dot | none (start state only)
     input_feeding: bool = True  # feed the previous attentional vector to the decoder (Luong et al. 2015)
     share_embeddings: bool = False  # one embedding for source and target (needs a joint vocabulary)
+    # Translation and classification:
     label_smoothing: float = 0.0  # (Szegedy et al. 2016)
     # Classification only:
     pooling: str = "max"  # one of POOLINGS, over the encoder outputs, masked at padding
@@ -269,49 +279,19 @@ def load_config(recipe: Path | None, overrides: list[str] = (), *,
     for override in overrides:
         key, value = parse_override(override)
         set_dotted(tree, key, value)
-    return config_from_dict(tree)
+    config = config_from_dict(tree)
+    if base is None:  # a recipe as written: a run resumed from its saved settings is not refused
+        check_task_keys(config)
+    return config
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """Parse a YAML mapping from `path`, or raise UserError naming the file."""
-    if not path.exists():
-        raise UserError(f"{path}: recipe not found")
-    if path.is_dir():
-        raise UserError(f"{path}: is a directory, expected a YAML recipe")
-    try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if tree is None:
-        return {}
-    if not isinstance(tree, dict):
-        raise UserError(f"{path}: a recipe must be a YAML mapping of sections")
-    return tree
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """Split `a.b=value`; the value is read as YAML (so 3, 0.1, true, null keep their types)."""
-    if "=" not in text:
-        raise UserError(f"--set {text!r}: expected KEY=VALUE, e.g. train.lr=0.001")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
-
-
-def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
-    """Set `tree[a][b] = value` for key `a.b`, creating sections as needed."""
-    parts = key.split(".")
-    node = tree
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
-            node[part] = child
-        node = child
-    node[parts[-1]] = value
+def check_task_keys(config: ExperimentConfig) -> None:
+    """Refuse a model key set away from its default for a task that does not read it."""
+    defaults = ModelConfig()
+    for key, tasks in MODEL_KEY_TASKS.items():
+        if config.task not in tasks and getattr(config.model, key) != getattr(defaults, key):
+            raise UserError(f"model.{key}: is read by {', '.join(tasks)} runs only, and this one is "
+                            f"task: {config.task}; remove it")
 
 
 def config_from_dict(tree: dict[str, Any]) -> ExperimentConfig:

@@ -51,7 +51,8 @@ def changes_tokenizer(config: ExperimentConfig, number: int) -> bool:
 
 def apply_settings(config: ExperimentConfig, number: int) -> ExperimentConfig:
     """The recipe as member `number` trains it (validated; `members` itself dropped)."""
-    from lstmnlp.config import config_from_dict, config_to_dict, set_dotted
+    from lstmnlp.config import config_from_dict, config_to_dict
+    from lstmnlp.recipe_tree import set_dotted
 
     tree = config_to_dict(config)
     tree["members"] = []

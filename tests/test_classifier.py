@@ -68,6 +68,17 @@ def test_class_weights_change_the_loss():
     assert not torch.isclose(plain, only_second)
 
 
+def test_label_smoothing_trains_on_smoothed_targets_and_logs_plain_cross_entropy():
+    plain_model = make_classifier(classes=2, hidden_classes=1)
+    smoothed = make_classifier(classes=2, hidden_classes=1, label_smoothing=0.2)
+    batch = ClassifierBatch(torch.tensor([[5, 6], [7, 8], [9, 4]]), torch.tensor([2, 1, 2]), torch.tensor([0, 2, 1]))
+    logits = smoothed.all_logits(batch.ids, batch.lengths)[0]  # the hidden class's logit too: it is smoothed over
+    output, plain = smoothed.loss(batch), plain_model.loss(batch)
+    torch.testing.assert_close(output.loss, torch.nn.functional.cross_entropy(logits, batch.labels, label_smoothing=0.2))
+    torch.testing.assert_close(output.total, plain.total)  # same weights (seed 0): the logged NLL is unsmoothed
+    assert not torch.isclose(output.loss, plain.loss)
+
+
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_transfer_copies_language_model_weights(bidirectional):
     torch.manual_seed(1)

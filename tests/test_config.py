@@ -78,3 +78,18 @@ def test_parallel_members_is_for_classifier_ensembles():
     with pytest.raises(UserError, match="train.parallel_members: is for classifiers"):
         load_config(None, ["train.ensemble=2", "train.parallel_members=true"])
     assert load_config(None, ["train.parallel_members=true"]).train.ensemble == 1  # one model: nothing to run at once
+
+
+@pytest.mark.parametrize("task, key", [("lm", "model.label_smoothing=0.1"), ("classify", "model.attention=luong"),
+                                       ("translate", "model.pooling=mean"), ("lm", "model.class_weights=true"),
+                                       ("classify", "model.tie_weights=true")])
+def test_a_model_key_the_task_does_not_read_is_refused(task, key):
+    with pytest.raises(UserError, match=f"{key.split('=')[0]}: is read by .* runs only"):
+        load_config(None, [f"task={task}", key, "data.source_lang=de", "data.target_lang=en"])
+
+
+def test_label_smoothing_is_read_by_classifiers_and_translation():
+    for task in ("classify", "translate"):
+        config = load_config(None, [f"task={task}", "model.label_smoothing=0.1", "data.source_lang=de",
+                                    "data.target_lang=en"])
+        assert config.model.label_smoothing == 0.1

@@ -32,6 +32,7 @@ class TextClassifier(nn.Module):
                  hidden_classes: int = 0) -> None:
         super().__init__()
         self.num_labels = num_classes
+        self.label_smoothing = config.label_smoothing
         num_classes += hidden_classes
         self.encoder = build_encoder(config, vocab_size=vocab_size, pad_id=pad_id, bidirectional=config.bidirectional)
         features = config.hidden_size * self.encoder.num_directions
@@ -60,9 +61,14 @@ class TextClassifier(nn.Module):
         return self.head(self.dropout(pooled)), weights
 
     def loss(self, batch: ClassifierBatch, carry=None) -> LossOutput:
-        """Mean (class-weighted) cross-entropy over the batch's examples (hidden classes included)."""
+        """Mean (class-weighted, label-smoothed) cross-entropy over the batch's examples, hidden
+        classes included; the plain cross-entropy summed for the logs."""
         logits, _ = self.all_logits(batch.ids, batch.lengths)
-        losses = nn.functional.cross_entropy(logits.float(), batch.labels, reduction="none")  # (B,)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, C + hidden)
+        nll = -log_probs.gather(1, batch.labels[:, None]).squeeze(1)  # (B,)
+        losses = nll
+        if self.label_smoothing > 0:  # as cross_entropy(label_smoothing=): a share spread over every class
+            losses = (1.0 - self.label_smoothing) * nll - self.label_smoothing * log_probs.mean(dim=-1)
         weights = self.class_weights[batch.labels]
         loss = (losses * weights).sum() / weights.sum()
-        return LossOutput(loss, losses.detach().sum(), batch.labels.numel(), tokens=batch.lengths.sum())
+        return LossOutput(loss, nll.detach().sum(), batch.labels.numel(), tokens=batch.lengths.sum())
