@@ -63,6 +63,8 @@ class DataConfig:
         _check(self.format in ("table", "sst", "label_files"), "data.format",
                "must be one of table, sst, label_files")
         _check(self.sst_labels in ("binary", "fine"), "data.sst_labels", "must be binary or fine")
+        _check(not self.phrases or self.format == "sst", "data.phrases", "reads the phrases of SST trees: "
+               "it needs data.format sst")
         _check(not self.neutral_phrases or (self.format == "sst" and self.sst_labels == "binary" and self.valid),
                "data.neutral_phrases", "needs data.format sst, data.sst_labels binary and a data.valid file")
         if self.label_files:
@@ -286,12 +288,18 @@ def load_config(recipe: Path | None, overrides: list[str] = (), *,
 
 
 def check_task_keys(config: ExperimentConfig) -> None:
-    """Refuse a model key set away from its default for a task that does not read it."""
+    """Refuse a model key set away from its default, by the recipe or one of its `members`, for a
+    task that does not read it."""
+    from lstmnlp.member_settings import apply_settings
+
     defaults = ModelConfig()
-    for key, tasks in MODEL_KEY_TASKS.items():
-        if config.task not in tasks and getattr(config.model, key) != getattr(defaults, key):
-            raise UserError(f"model.{key}: is read by {', '.join(tasks)} runs only, and this one is "
-                            f"task: {config.task}; remove it")
+    for number in range(len(config.members) + 1):
+        model = apply_settings(config, number).model if number else config.model
+        where = f"members[{number}]: " if number else ""
+        for key, tasks in MODEL_KEY_TASKS.items():
+            if config.task not in tasks and getattr(model, key) != getattr(defaults, key):
+                raise UserError(f"{where}model.{key}: is read by {', '.join(tasks)} runs only, and this one "
+                                f"is task: {config.task}; remove it")
 
 
 def config_from_dict(tree: dict[str, Any]) -> ExperimentConfig:

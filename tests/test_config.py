@@ -86,6 +86,9 @@ def test_parallel_members_is_for_classifier_ensembles():
 def test_a_model_key_the_task_does_not_read_is_refused(task, key):
     with pytest.raises(UserError, match=f"{key.split('=')[0]}: is read by .* runs only"):
         load_config(None, [f"task={task}", key, "data.source_lang=de", "data.target_lang=en"])
+    members = "members=[{}, {%s: %s}]" % tuple(key.split("="))
+    with pytest.raises(UserError, match=r"members\[2\]: " + key.split("=")[0]):
+        load_config(None, [f"task={task}", "train.ensemble=2", members, "data.source_lang=de", "data.target_lang=en"])
 
 
 def test_label_smoothing_is_read_by_classifiers_and_translation():
@@ -93,3 +96,9 @@ def test_label_smoothing_is_read_by_classifiers_and_translation():
         config = load_config(None, [f"task={task}", "model.label_smoothing=0.1", "data.source_lang=de",
                                     "data.target_lang=en"])
         assert config.model.label_smoothing == 0.1
+
+
+def test_phrases_need_sst_trees():
+    assert load_config(None, ["task=classify", "data.format=sst", "data.phrases=true"]).data.phrases
+    with pytest.raises(UserError, match="data.phrases: .* needs data.format sst"):
+        load_config(None, ["task=classify", "data.phrases=true"])
