@@ -13,7 +13,7 @@ from torch import nn
 
 from lstmnlp.config import ModelConfig
 from lstmnlp.models import build_encoder
-from lstmnlp.models.outputs import LossOutput
+from lstmnlp.models.outputs import LossOutput, row_cross_entropy
 from lstmnlp.modules.dropout import Dropout
 from lstmnlp.modules.pooling import SequencePooling
 
@@ -64,11 +64,7 @@ class TextClassifier(nn.Module):
         """Mean (class-weighted, label-smoothed) cross-entropy over the batch's examples, hidden
         classes included; the plain cross-entropy summed for the logs."""
         logits, _ = self.all_logits(batch.ids, batch.lengths)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B, C + hidden)
-        nll = -log_probs.gather(1, batch.labels[:, None]).squeeze(1)  # (B,)
-        losses = nll
-        if self.label_smoothing > 0:  # as cross_entropy(label_smoothing=): a share spread over every class
-            losses = (1.0 - self.label_smoothing) * nll - self.label_smoothing * log_probs.mean(dim=-1)
+        losses, nll = row_cross_entropy(logits, batch.labels, self.label_smoothing)  # (B,) each
         weights = self.class_weights[batch.labels]
         loss = (losses * weights).sum() / weights.sum()
         return LossOutput(loss, nll.detach().sum(), batch.labels.numel(), tokens=batch.lengths.sum())

@@ -19,12 +19,29 @@ class LossOutput(NamedTuple):
     tokens: torch.Tensor | int | None = None  # input tokens processed, for throughput; None = `count`
 
 
+def row_cross_entropy(logits: torch.Tensor, targets: torch.Tensor,
+                      smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label-smoothed and plain cross-entropy of each row, from one log-softmax.
+
+    The smoothed one equals `cross_entropy(..., label_smoothing=smoothing, reduction="none")` (the
+    uniform share spread over all V classes), without a second softmax pass for the plain NLL.
+
+    Args:
+        logits: (N, V); targets: (N,).
+
+    Returns:
+        (N,) smoothed losses and (N,) plain NLL (the same tensor when `smoothing` is 0).
+    """
+    log_probs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
+    nll = -log_probs.gather(1, targets[:, None]).squeeze(1)  # (N,)
+    if smoothing > 0:
+        return (1.0 - smoothing) * nll - smoothing * log_probs.mean(dim=-1), nll
+    return nll, nll
+
+
 def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_id: int,
                            smoothing: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Label-smoothed and plain token cross-entropy from one log-softmax, padding ignored.
-
-    Same values as `cross_entropy(..., label_smoothing=smoothing)` (the uniform share spread over
-    all V classes), without a second softmax pass over (N, V) for the plain NLL.
+    """`row_cross_entropy` summed over the tokens, padding ignored.
 
     Args:
         logits: (N, V); targets: (N,) with `pad_id` at padding.
@@ -33,12 +50,6 @@ def smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, pad_i
         the summed smoothed loss (differentiable), the summed plain NLL (detached), the count of
         real targets (a 0-dim tensor: no wait for the GPU).
     """
-    log_probs = torch.log_softmax(logits.float(), dim=-1)  # (N, V)
-    real = targets != pad_id  # (N,)
-    nll = -log_probs.gather(1, targets[:, None]).squeeze(1).masked_fill(~real, 0.0)  # (N,)
-    if smoothing > 0:
-        uniform = -log_probs.mean(dim=-1).masked_fill(~real, 0.0)  # (N,)
-        loss = ((1.0 - smoothing) * nll + smoothing * uniform).sum()
-    else:
-        loss = nll.sum()
-    return loss, nll.detach().sum(), real.sum()
+    padding = targets == pad_id  # (N,)
+    losses, nll = row_cross_entropy(logits, targets, smoothing)
+    return losses.masked_fill(padding, 0.0).sum(), nll.detach().masked_fill(padding, 0.0).sum(), (~padding).sum()
