@@ -20,13 +20,15 @@ from lstmnlp.strict_dataclasses import build_dataclass
 TASKS = ("lm", "translate", "classify", "autoencoder")
 POOLINGS = ("max", "mean", "max_mean", "last", "attention")  # model.pooling (modules/pooling.py)
 SEQ2SEQ_TASKS = ("translate", "autoencoder")  # encoder-decoder runs: trained, decoded and scored alike
-# Model keys that only some tasks read: set for another task, one would be ignored without a word.
-MODEL_KEY_TASKS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("decoder_hidden_size", "decoder_layers", "attention", "input_feeding", "share_embeddings"),
-                    SEQ2SEQ_TASKS),
-    "label_smoothing": SEQ2SEQ_TASKS + ("classify",),
-    "tie_weights": ("lm",) + SEQ2SEQ_TASKS,
-    **dict.fromkeys(("pooling", "classifier_hidden", "class_weights", "init_from", "nbsvm_char_ngrams"), ("classify",)),
+# Keys that only some tasks read: set for another task, one would be ignored without a word.
+TASK_KEYS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("model.decoder_hidden_size", "model.decoder_layers", "model.attention", "model.input_feeding",
+                     "model.share_embeddings", "train.eval_bleu_batches"), SEQ2SEQ_TASKS),
+    "model.label_smoothing": SEQ2SEQ_TASKS + ("classify",),
+    "model.tie_weights": ("lm",) + SEQ2SEQ_TASKS,
+    **dict.fromkeys(("model.pooling", "model.classifier_hidden", "model.class_weights", "model.init_from",
+                     "model.nbsvm_char_ngrams", "train.unfreeze_every", "train.pretrained_lr_ratio"), ("classify",)),
+    **dict.fromkeys(("train.bptt", "train.eval_streams"), ("lm",)),
 }
 BUILTIN_DATA_DIR = "builtin"  # `data.dir` value naming the corpus shipped inside the package
 
@@ -288,17 +290,19 @@ def load_config(recipe: Path | None, overrides: list[str] = (), *,
 
 
 def check_task_keys(config: ExperimentConfig) -> None:
-    """Refuse a model key set away from its default, by the recipe or one of its `members`, for a
-    task that does not read it."""
+    """Refuse a key of TASK_KEYS set away from its default, by the recipe or one of its `members`,
+    for a task that does not read it."""
     from lstmnlp.member_settings import apply_settings
 
-    defaults = ModelConfig()
+    defaults = ExperimentConfig()
     for number in range(len(config.members) + 1):
-        model = apply_settings(config, number).model if number else config.model
+        member = apply_settings(config, number) if number else config
         where = f"members[{number}]: " if number else ""
-        for key, tasks in MODEL_KEY_TASKS.items():
-            if config.task not in tasks and getattr(model, key) != getattr(defaults, key):
-                raise UserError(f"{where}model.{key}: is read by {', '.join(tasks)} runs only, and this one "
+        for key, tasks in TASK_KEYS.items():
+            section, name = key.split(".")
+            value, default = (getattr(getattr(tree, section), name) for tree in (member, defaults))
+            if config.task not in tasks and value != default:
+                raise UserError(f"{where}{key}: is read by {', '.join(tasks)} runs only, and this one "
                                 f"is task: {config.task}; remove it")
 
 

@@ -82,7 +82,8 @@ def test_parallel_members_is_for_classifier_ensembles():
 
 @pytest.mark.parametrize("task, key", [("lm", "model.label_smoothing=0.1"), ("classify", "model.attention=luong"),
                                        ("translate", "model.pooling=mean"), ("lm", "model.class_weights=true"),
-                                       ("classify", "model.tie_weights=true")])
+                                       ("classify", "model.tie_weights=true"), ("classify", "train.bptt=64"),
+                                       ("lm", "train.eval_bleu_batches=4"), ("translate", "train.unfreeze_every=5")])
 def test_a_model_key_the_task_does_not_read_is_refused(task, key):
     with pytest.raises(UserError, match=f"{key.split('=')[0]}: is read by .* runs only"):
         load_config(None, [f"task={task}", key, "data.source_lang=de", "data.target_lang=en"])
