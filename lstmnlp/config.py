@@ -27,7 +27,7 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     "model.label_smoothing": SEQ2SEQ_TASKS + ("classify",),
     "model.tie_weights": ("lm",) + SEQ2SEQ_TASKS,
     **dict.fromkeys(("model.pooling", "model.classifier_hidden", "model.class_weights", "model.init_from",
-                     "model.nbsvm_char_ngrams", "train.unfreeze_every", "train.pretrained_lr_ratio"), ("classify",)),
+                     "model.nbsvm_ngrams", "train.unfreeze_every", "train.pretrained_lr_ratio"), ("classify",)),
     **dict.fromkeys(("train.bptt", "train.eval_streams"), ("lm",)),
 }
 BUILTIN_DATA_DIR = "builtin"  # `data.dir` value naming the corpus shipped inside the package
@@ -239,8 +239,6 @@ class ExperimentConfig:
         _check(self.task == "classify" or not (self.train.parallel_members and self.train.ensemble > 1),
                "train.parallel_members", "is for classifiers; members of other ensembles share the first "
                "member's tokenizer, so they train one after another")
-        _check(self.task == "classify" or not self.model.nbsvm_ngrams, "model.nbsvm_ngrams",
-               "mixes an n-gram model into a classifier; set it 0 for other tasks")
         _check(not self.model.nbsvm_refit or self.model.nbsvm_ngrams, "model.nbsvm_refit",
                "refits the NBSVM of model.nbsvm_ngrams: set that too")
         _check(not (self.model.nbsvm_refit and self.data.valid), "model.nbsvm_refit",
