@@ -242,13 +242,21 @@ def latest_run(base: Path = Path("runs")) -> Path:
     return max(found, key=lambda path: path.stat().st_mtime).parent
 
 
-def remove_if_empty(run_dir: Path) -> None:
-    """A run directory that training left empty (bad data, a stop before anything was written) goes,
-    so that `./runs` holds no husks; rmdir never removes a directory with files in it."""
-    try:
-        run_dir.rmdir()
-    except OSError:
-        pass
+def remove_unfinished(run_dir: Path, *, keep_dir: bool) -> None:
+    """Clear a new run directory whose training failed before any weights were saved (bad data, a
+    wrong file, a stop while preparing): its config and tokenizer alone cannot be resumed, and they
+    would make the same --out refuse the next try. Nothing goes once any `*.safetensors` exists in
+    it (a run, an ensemble member or a cross-validation fold that can be resumed). `keep_dir`: leave
+    the directory itself, empty (a --out the user named)."""
+    import shutil
+
+    if not run_dir.is_dir() or any(run_dir.rglob("*.safetensors")):
+        return
+    if keep_dir:
+        for entry in run_dir.iterdir():
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def create_run_dir(out: Path | None, name: str, base: Path = Path("runs")) -> Path:

@@ -30,6 +30,7 @@ from lstmnlp.nbsvm import NBSVM, accuracy, fit_nbsvm, mean_nll, mixed, pick_mix,
 from lstmnlp.tokenizer import PAD_ID, Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 from lstmnlp.transfer import check_compatible, copy_encoder, copy_language_model, thawing_schedule
+from lstmnlp.word_vectors import apply_word_vectors
 
 
 @dataclass
@@ -126,6 +127,8 @@ def train_classifier(config: ExperimentConfig, run_dir: Path, *, reporter: Repor
     if config.model.class_weights:  # inverse frequency, mean 1 (classes absent from training get 1)
         weights = torch.where(counts > 0, counts.sum() / (len(counts) * counts.clamp(min=1)), torch.ones(1))
         model.class_weights.copy_(weights)
+    if not resume:
+        apply_word_vectors(config.model.word_vectors, model.encoder.embedding, tokenizer, log)
     scales, frozen_at = transfer_from_language_model(config, model) if config.model.init_from else ({}, None)
     model.to(device)
     parameters = sum(p.numel() for p in model.parameters())

@@ -102,13 +102,13 @@ def train(
     say = console.print if world.is_main else (lambda *args, **kwargs: None)
     say(f"run directory: [bold]{run_dir}[/bold]" + (" (resuming)" if resume else "")
         + (f" ({world.size} processes)" if world.active else ""))
-    from lstmnlp.checkpoint import remove_if_empty
+    from lstmnlp.checkpoint import remove_unfinished
 
     try:
         _train_into(config, run_dir, train_task, cv=cv, resume=resume, world=world, say=say)
     except BaseException:
-        if world.is_main and out is None:  # a directory this command named and made
-            remove_if_empty(run_dir)
+        if world.is_main and not resume:  # empty when this command began (create_run_dir)
+            remove_unfinished(run_dir, keep_dir=out is not None)
         raise
 
 

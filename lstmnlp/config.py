@@ -119,6 +119,8 @@ class ModelConfig:
     tie_weights: bool = False  # share embedding and output matrix (Press & Wolf, arXiv:1608.05859)
     init: str = "default"  # default | xavier | orthogonal
     forget_bias: float = 1.0  # forget-gate bias at init (Jozefowicz et al. 2015)
+    word_vectors: str = ""  # GloVe / word2vec / fastText text file: the embedding's start (word_vectors.py)
+    freeze_embeddings: bool = False  # keep the encoder's embedding as it starts (e.g. from word_vectors)
     # Translation only:
     decoder_hidden_size: int = 0  # 0 = the encoder's output size (2 x hidden_size when bidirectional)
     decoder_layers: int = 1
@@ -244,6 +246,12 @@ class ExperimentConfig:
         _check(not (self.model.nbsvm_refit and self.data.valid), "model.nbsvm_refit",
                "refits on the validation share held out of the training data (data.valid_fraction); with "
                "data.valid, a file of its own, it would learn the data that measures it")
+        _check(not (self.model.word_vectors and self.model.init_from), "model.word_vectors",
+               "model.init_from already brings the embedding; set one of the two")
+        tied_to_input = self.model.tie_weights and (self.task == "lm" or self.model.share_embeddings)
+        _check(not (self.model.freeze_embeddings and tied_to_input), "model.freeze_embeddings",
+               "the output layer shares the embedding (model.tie_weights), so it would stay untrained too; "
+               "set model.tie_weights=false")
         _check(self.task != "lm" or not self.model.bidirectional, "model.bidirectional",
                "a language model must not see the future; set model.bidirectional=false")
         _check(self.task == "lm" or not self.model.backward, "model.backward",

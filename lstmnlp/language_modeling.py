@@ -27,6 +27,7 @@ from lstmnlp.models import build_model
 from lstmnlp.search import beam_search, sample
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
+from lstmnlp.word_vectors import apply_word_vectors
 
 
 @dataclass
@@ -95,6 +96,8 @@ def train_language_model(config: ExperimentConfig, run_dir: Path, *, reporter: R
     if train_ids.numel() < 2 * config.train.batch_size or valid_ids.numel() < 2 * config.train.eval_streams:
         raise UserError("too little text for this batch size: lower train.batch_size / train.eval_streams")
     model = build_model(config, vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id).to(device)
+    if not resume:
+        apply_word_vectors(config.model.word_vectors, model.encoder.embedding, tokenizer, log)
     parameters = sum(p.numel() for p in model.parameters())
     meta = checkpoint.run_meta("lm", vocab_size=tokenizer.vocab_size, parameters=parameters, data=source,
                                tokenizer_type=config.tokenizer.model_type)

@@ -31,6 +31,7 @@ from lstmnlp.models.seq2seq import Seq2SeqBatch
 from lstmnlp.search import Hypothesis, beam_search, length_penalty, sample_scored
 from lstmnlp.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
+from lstmnlp.word_vectors import apply_word_vectors
 
 Pair = tuple[list[int], list[int]]
 
@@ -159,6 +160,8 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
         f"{source_tokenizer.vocab_size}" + ("" if config.tokenizer.joint else f"/{target_tokenizer.vocab_size}"))
     model = build_model(config, vocab_size=source_tokenizer.vocab_size, pad_id=PAD_ID,
                         target_vocab_size=target_tokenizer.vocab_size).to(device)
+    if not resume:
+        apply_word_vectors(config.model.word_vectors, model.encoder.embedding, source_tokenizer, log)
     parameters = sum(p.numel() for p in model.parameters())
     meta = checkpoint.run_meta(config.task, vocab_size=source_tokenizer.vocab_size, parameters=parameters,
                                target_vocab_size=target_tokenizer.vocab_size, data=report.summary(),

@@ -195,6 +195,39 @@ def test_transfer_from_language_model(mr_slice, tmp_path):
                       "nothing.model")
 
 
+def test_word_vectors_start_a_frozen_embedding(mr_slice, tmp_path):
+    """model.word_vectors fills the rows of the words in the file; model.freeze_embeddings keeps them
+    so through training (checked by value in the saved weights)."""
+    words = sorted({word for name in ("rt-polarity.pos", "rt-polarity.neg")
+                    for word in (mr_slice / name).read_text(encoding="utf-8").split()})
+    generator = torch.Generator().manual_seed(0)
+    vectors = {word: torch.randn(16, generator=generator) for word in words[::2]}  # every other word
+    path = tmp_path / "vectors.txt"
+    path.write_text("".join(f"{word} {' '.join(f'{v:.6f}' for v in vector.tolist())}\n"
+                            for word, vector in vectors.items()), encoding="utf-8")
+    out = tmp_path / "cls"
+    result = run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice), "--out", str(out),
+                     *TINY_CLS, "--set", "tokenizer.model_type=word", "--set", "model.nbsvm_ngrams=0",
+                     "--set", "model.nbsvm_char_ngrams=0", "--set", "model.nbsvm_refit=false",
+                     "--set", f"model.word_vectors={path}", "--set", "model.freeze_embeddings=true")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "word vectors: " in result.stdout and "found in vectors.txt" in result.stdout
+    from lstmnlp.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(out / "tokenizer.model")
+    weight = load_file(out / "model.safetensors")["encoder.embedding.weight"]
+    filled = [(piece_id, tokenizer.id_to_piece(piece_id)[1:]) for piece_id in range(tokenizer.vocab_size)
+              if tokenizer.id_to_piece(piece_id)[1:] in vectors]
+    assert len(filled) > 100
+    for piece_id, word in filled:
+        assert torch.allclose(weight[piece_id].float(), vectors[word], atol=1e-5)
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice),
+                              "--out", str(tmp_path / "bad"), *TINY_CLS, "--set", f"model.word_vectors={path}",
+                              "--set", "model.embedding_dim=24"),
+                      "16-dimensional vectors and model.embedding_dim is 24")
+    assert list((tmp_path / "bad").iterdir()) == []  # no config or tokenizer left to block the next try there
+
+
 def test_subword_regularization_changes_training(sst_slice, sst2_run, tmp_path):
     """tokenizer.sampling_alpha: sampled segmentations train other weights than the fixed one
     (same tokenizer, seed, steps and word dropout), and the run is an ordinary run."""

@@ -103,3 +103,13 @@ def test_phrases_need_sst_trees():
     assert load_config(None, ["task=classify", "data.format=sst", "data.phrases=true"]).data.phrases
     with pytest.raises(UserError, match="data.phrases: .* needs data.format sst"):
         load_config(None, ["task=classify", "data.phrases=true"])
+
+
+def test_word_vectors_and_frozen_embeddings_are_refused_where_they_clash():
+    with pytest.raises(UserError, match="model.word_vectors: model.init_from already brings the embedding"):
+        load_config(None, ["task=classify", "model.word_vectors=glove.txt", "model.init_from=runs/lm"])
+    with pytest.raises(UserError, match="model.freeze_embeddings: the output layer shares the embedding"):
+        load_config(None, ["model.freeze_embeddings=true", "model.tie_weights=true"])
+    # A translation model ties its target embedding; the source one may stay fixed unless the two are shared.
+    load_config(None, ["task=translate", "data.source_lang=de", "data.target_lang=en", "model.tie_weights=true",
+                       "model.freeze_embeddings=true"])

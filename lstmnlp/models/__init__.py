@@ -10,13 +10,15 @@ from lstmnlp.modules.encoder import StackedLSTMEncoder
 
 def build_encoder(config: ModelConfig, *, vocab_size: int, pad_id: int, bidirectional: bool) -> StackedLSTMEncoder:
     """The shared StackedLSTMEncoder with the recipe's sizes and regularization."""
-    return StackedLSTMEncoder(
+    encoder = StackedLSTMEncoder(
         vocab_size=vocab_size, embedding_dim=config.embedding_dim, hidden_size=config.hidden_size,
         num_layers=config.num_layers, bidirectional=bidirectional, pad_id=pad_id, dropout=config.dropout,
         embedding_dropout=config.embedding_dropout, word_dropout=config.word_dropout,
         weight_dropout=config.weight_dropout,
         recurrent_dropout=config.recurrent_dropout, peephole=config.peephole, init=config.init,
         forget_bias=config.forget_bias)
+    encoder.embedding.weight.requires_grad_(not config.freeze_embeddings)  # the optimizer leaves it out
+    return encoder
 
 
 def build_model(config: ExperimentConfig, *, vocab_size: int, pad_id: int,

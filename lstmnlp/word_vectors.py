@@ -1,0 +1,141 @@
+"""Pretrained word vectors (`model.word_vectors`) as the start of the encoder's embedding table.
+
+Reads the text formats that GloVe, word2vec (`-binary 0`) and fastText (`.vec`) write: one word
+and its numbers per line, separated by spaces, with or without word2vec's "COUNT DIMENSION"
+header line; `.gz` files are read as they are. Each vocabulary piece that begins a word
+(sentencepiece's "▁"), such as every piece of a `word` tokenizer and the whole-word pieces of
+`bpe` and `unigram` ones, starts from the vector of that word, or of the word lower-cased when
+the file has no entry for it as written. Pieces inside words never match. Rows left without a
+vector keep their random start, rescaled to the spread of the rows that found one, so the two
+kinds enter the LSTM on the same scale (Kim 2014 draws unknown words to match the pretrained
+variance); the padding row stays zero.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable
+
+import torch
+from torch import nn
+
+from lstmnlp.errors import UserError
+from lstmnlp.tokenizer import Tokenizer
+
+WORD_START = "\u2581"  # sentencepiece's mark of a piece that begins a word
+
+
+@dataclass(frozen=True)
+class VectorReport:
+    """How much of a vocabulary the vectors covered."""
+
+    found: int  # rows filled from the file
+    words: int  # pieces that begin a word (the rows that could be filled)
+    vocabulary: int
+    dimension: int
+
+    def summary(self, path: Path) -> str:
+        share = 100.0 * self.found / max(self.words, 1)
+        return (f"word vectors: {self.found:,} of {self.words:,} whole-word pieces found in {path.name} "
+                f"({share:.1f} %; {self.vocabulary:,} pieces in all), {self.dimension} dimensions")
+
+
+def candidate_words(tokenizer: Tokenizer) -> dict[int, tuple[str, ...]]:
+    """Piece id -> the words to look up for it, best first (as written, then lower-cased)."""
+    candidates = {}
+    for piece_id in range(tokenizer.vocab_size):
+        piece = tokenizer.id_to_piece(piece_id)
+        word = piece[1:] if piece.startswith(WORD_START) else ""
+        if word:
+            candidates[piece_id] = tuple(dict.fromkeys((word, word.lower())))
+    return candidates
+
+
+def read_vectors(path: Path, wanted: set[str]) -> tuple[dict[str, torch.Tensor], int]:
+    """The vectors of the `wanted` words in a text vector file, and the file's dimension.
+
+    Raises:
+        UserError: a missing or unreadable file, or a line that is not a word and its numbers.
+    """
+    if not path.is_file():
+        raise UserError(f"model.word_vectors: {path}: no such file")
+    vectors: dict[str, torch.Tensor] = {}
+    dimension = 0
+    try:
+        with _open_text(path) as lines:
+            for number, line in enumerate(lines, 1):
+                fields = line.rstrip().split(" ")
+                if number == 1 and len(fields) == 2 and all(field.isdigit() for field in fields):
+                    continue  # word2vec's header: COUNT DIMENSION
+                if not dimension:
+                    dimension = len(fields) - 1
+                    if dimension < 1:
+                        raise UserError(f"model.word_vectors: {path}, line {number}: expected a word and its "
+                                        "numbers separated by spaces")
+                if len(fields) <= dimension:
+                    if line.strip():
+                        raise UserError(f"model.word_vectors: {path}, line {number}: {len(fields) - 1} numbers "
+                                        f"where the first vector has {dimension}")
+                    continue
+                word = " ".join(fields[:-dimension])  # a few GloVe entries hold spaces
+                if word in wanted and word not in vectors:
+                    vectors[word] = _numbers(fields[-dimension:], path, number)
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
+        raise UserError(f"model.word_vectors: {path}: not a text vector file (GloVe .txt, word2vec text "
+                        "(-binary 0) or fastText .vec, optionally .gz)") from None
+    except OSError as error:
+        raise UserError(f"model.word_vectors: {path}: {error.strerror or error}") from None
+    if not dimension:
+        raise UserError(f"model.word_vectors: {path}: holds no vectors")
+    return vectors, dimension
+
+
+@torch.no_grad()
+def fill_embedding(embedding: nn.Embedding, tokenizer: Tokenizer, path: Path) -> VectorReport:
+    """Start `embedding`'s rows from the vectors in `path` (see the module's docstring).
+
+    Raises:
+        UserError: a file of another dimension than the embedding's, or none of the vocabulary in it.
+    """
+    candidates = candidate_words(tokenizer)
+    vectors, dimension = read_vectors(path, {word for words in candidates.values() for word in words})
+    if dimension != embedding.embedding_dim:
+        raise UserError(f"model.word_vectors: {path} holds {dimension}-dimensional vectors and "
+                        f"model.embedding_dim is {embedding.embedding_dim}; set them equal")
+    found = {piece_id: next(vectors[word] for word in words if word in vectors)
+             for piece_id, words in candidates.items() if any(word in vectors for word in words)}
+    if not found:
+        raise UserError(f"model.word_vectors: none of the {len(candidates):,} whole-word pieces of the tokenizer is "
+                        f"in {path} (word vectors suit word, bpe and unigram tokenizers, of the file's casing)")
+    weight = embedding.weight
+    rows = torch.tensor(sorted(found), dtype=torch.long)
+    weight[rows] = torch.stack([found[int(row)] for row in rows]).to(weight.dtype)
+    others = torch.ones(weight.shape[0], dtype=torch.bool)
+    others[rows] = False
+    if embedding.padding_idx is not None:
+        others[embedding.padding_idx] = False
+    if others.any():
+        spread = weight[rows].std()
+        weight[others] *= spread / weight[others].std().clamp(min=1e-12)
+    return VectorReport(found=len(found), words=len(candidates), vocabulary=weight.shape[0], dimension=dimension)
+
+
+def apply_word_vectors(path: str, embedding: nn.Embedding, tokenizer: Tokenizer,
+                       log: Callable[[str], None]) -> None:
+    """`fill_embedding` from `model.word_vectors` (nothing when it is empty), logged."""
+    if path:
+        log(fill_embedding(embedding, tokenizer, Path(path)).summary(Path(path)))
+
+
+def _open_text(path: Path) -> IO[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    return opener(path, "rt", encoding="utf-8")
+
+
+def _numbers(fields: list[str], path: Path, number: int) -> torch.Tensor:
+    try:
+        return torch.tensor([float(field) for field in fields], dtype=torch.float32)
+    except ValueError:
+        raise UserError(f"model.word_vectors: {path}, line {number}: expected numbers after the word") from None
