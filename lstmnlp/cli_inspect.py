@@ -28,7 +28,7 @@ def plot(
     for run_dir in run_dirs:
         if not run_dir.is_dir():
             raise UserError(f"{run_dir}: run directory not found")
-    out = out or run_dirs[0] / "curves.png"
+    out = _with_suffix(out or run_dirs[0] / "curves.png")
     _check_parent(out)
     run_dirs = [member for run_dir in run_dirs for member in member_dirs(run_dir)]  # an ensemble: its members
     panels = plot_curves(run_dirs, out)
@@ -57,13 +57,15 @@ def inspect(
     if text is None and text_file is None:
         raise UserError("inspect needs --text TEXT or --text-file FILE")
     content = text if text is not None else read_text(text_file)
+    if not content.strip():
+        raise UserError("--text is empty" if text is not None else f"{text_file}: holds no text")
     if out is not None:
         _check_parent(out)
     loaded = load_run(run_dir)
     if loaded.config.task in SEQ2SEQ_TASKS:
         if loaded.config.model.attention == "none":
             raise UserError(f"{run_dir}: this model has no attention to show (model.attention: none)")
-        _inspect_translation(loaded, content.split("\n")[0], out or Path("attention.png"))
+        _inspect_translation(loaded, content.split("\n")[0], _with_suffix(out or Path("attention.png")))
     elif loaded.config.task == "lm":
         _inspect_language_model(loaded, content, layer, units, max_tokens, out or Path("units.html"))
     else:
@@ -164,3 +166,10 @@ def _inspect_classifier(loaded, line: str, out: Optional[Path]) -> None:
 def _check_parent(out: Path) -> None:
     if not out.parent.exists():
         raise UserError(f"{out.parent}: output directory does not exist")
+    if out.is_dir():
+        raise UserError(f"{out}: is a directory; --out takes a file name")
+
+
+def _with_suffix(picture: Path) -> Path:
+    """The file matplotlib writes: it adds .png to a name without a suffix."""
+    return picture if picture.suffix else picture.with_suffix(".png")

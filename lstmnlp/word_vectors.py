@@ -60,7 +60,7 @@ def read_vectors(path: Path, wanted: set[str]) -> tuple[dict[str, torch.Tensor],
         UserError: a missing or unreadable file, or a line that is not a word and its numbers.
     """
     if not path.is_file():
-        raise UserError(f"model.word_vectors: {path}: no such file")
+        raise UserError(f"model.word_vectors: {path}: " + ("is a directory" if path.is_dir() else "no such file"))
     vectors: dict[str, torch.Tensor] = {}
     dimension = 0
     try:

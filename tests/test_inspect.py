@@ -63,6 +63,9 @@ def test_plot_curves_of_two_runs(tiny_lm_run, tmp_path):
     assert "valid_ppl" in result.stdout
     assert_user_error(run_cli("plot", str(tmp_path)), "metrics.jsonl")
     assert_user_error(run_cli("plot", str(tmp_path / "gone")), "run directory not found")
+    # A name without a suffix gets the .png that matplotlib adds, and the message names that file.
+    bare = run_cli("plot", str(tiny_lm_run), "--out", str(tmp_path / "bare"))
+    assert bare.returncode == 0 and (tmp_path / "bare.png").is_file() and "bare.png:" in bare.stdout
 
 
 def test_inspect_language_model_units(tiny_lm_run, shakespeare_slice, tmp_path):
@@ -75,6 +78,7 @@ def test_inspect_language_model_units(tiny_lm_run, shakespeare_slice, tmp_path):
     assert page.count("<option value=") == 6
     assert "position in line" in result.stdout and "inside quotes" in result.stdout
     assert_user_error(run_cli("inspect", str(tiny_lm_run), "--text", "x", "--layer", "3"), "--layer")
+    assert_user_error(run_cli("inspect", str(tiny_lm_run), "--text", " "), "--text is empty")
 
 
 def test_missing_matplotlib_says_how_to_install(monkeypatch):
