@@ -23,7 +23,7 @@ def test_two_ranks_match_one_process_with_double_batch(shakespeare_slice, tmp_pa
     single = run_cli("train", recipe, "--data-dir", str(shakespeare_slice), "--out", str(tmp_path / "one"),
                      *work, "--set", "train.batch_size=8")
     assert single.returncode == 0, single.stderr
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", COLUMNS="200")  # as run_cli: no wrapping
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                           "-m", "lstmnlp", "train", recipe, "--data-dir", str(shakespeare_slice),
                           "--out", str(tmp_path / "two"), *work, "--set", "train.batch_size=4"],
