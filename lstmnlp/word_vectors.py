@@ -66,22 +66,21 @@ def read_vectors(path: Path, wanted: set[str]) -> tuple[dict[str, torch.Tensor],
     try:
         with _open_text(path) as lines:
             for number, line in enumerate(lines, 1):
-                fields = line.rstrip().split(" ")
-                if number == 1 and len(fields) == 2 and all(field.isdigit() for field in fields):
+                word, _, numbers = line.rstrip().partition(" ")
+                if number == 1 and word.isdigit() and numbers.isdigit():
                     continue  # word2vec's header: COUNT DIMENSION
                 if not dimension:
-                    dimension = len(fields) - 1
-                    if dimension < 1:
+                    dimension = len(numbers.split(" ")) if numbers else 0
+                    if not dimension:
                         raise UserError(f"model.word_vectors: {path}, line {number}: expected a word and its "
                                         "numbers separated by spaces")
-                if len(fields) <= dimension:
-                    if line.strip():
-                        raise UserError(f"model.word_vectors: {path}, line {number}: {len(fields) - 1} numbers "
+                if word in wanted and word not in vectors:  # only these lines are split: files hold millions
+                    fields = numbers.split(" ")
+                    if len(fields) < dimension:
+                        raise UserError(f"model.word_vectors: {path}, line {number}: {len(fields)} numbers "
                                         f"where the first vector has {dimension}")
-                    continue
-                word = " ".join(fields[:-dimension])  # a few GloVe entries hold spaces
-                if word in wanted and word not in vectors:
-                    vectors[word] = _numbers(fields[-dimension:], path, number)
+                    if len(fields) == dimension:  # more: the entry's word holds spaces (a few GloVe lines)
+                        vectors[word] = _numbers(fields, path, number)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
         raise UserError(f"model.word_vectors: {path}: not a text vector file (GloVe .txt, word2vec text "
                         "(-binary 0) or fastText .vec, optionally .gz)") from None
