@@ -85,17 +85,28 @@ def test_parallel_members_is_for_classifier_ensembles():
                                        ("classify", "model.tie_weights=true"), ("classify", "train.bptt=64"),
                                        ("lm", "train.eval_bleu_batches=4"), ("translate", "train.unfreeze_every=5")])
 def test_a_model_key_the_task_does_not_read_is_refused(task, key):
+    languages = ["data.source_lang=de", "data.target_lang=en"] if task == "translate" else []
     with pytest.raises(UserError, match=f"{key.split('=')[0]}: is read by .* runs only"):
-        load_config(None, [f"task={task}", key, "data.source_lang=de", "data.target_lang=en"])
+        load_config(None, [f"task={task}", key, *languages])
     members = "members=[{}, {%s: %s}]" % tuple(key.split("="))
     with pytest.raises(UserError, match=r"members\[2\]: " + key.split("=")[0]):
-        load_config(None, [f"task={task}", "train.ensemble=2", members, "data.source_lang=de", "data.target_lang=en"])
+        load_config(None, [f"task={task}", "train.ensemble=2", members, *languages])
+
+
+@pytest.mark.parametrize("task, key", [("lm", "data.source_lang=de"), ("classify", "data.target_lang=en"),
+                                       ("lm", "data.text_column=review"), ("translate", "data.format=sst"),
+                                       ("lm", "data.lowercase=true"), ("lm", "data.max_length=50"),
+                                       ("classify", "data.hub=hub:imdb")])
+def test_a_data_key_the_task_does_not_read_is_refused(task, key):
+    languages = ["data.source_lang=de", "data.target_lang=en"] if task == "translate" else []
+    with pytest.raises(UserError, match=f"{key.split('=')[0]}: is read by .* runs only"):
+        load_config(None, [f"task={task}", key, *languages])
 
 
 def test_label_smoothing_is_read_by_classifiers_and_translation():
     for task in ("classify", "translate"):
-        config = load_config(None, [f"task={task}", "model.label_smoothing=0.1", "data.source_lang=de",
-                                    "data.target_lang=en"])
+        languages = ["data.source_lang=de", "data.target_lang=en"] if task == "translate" else []
+        config = load_config(None, [f"task={task}", "model.label_smoothing=0.1", *languages])
         assert config.model.label_smoothing == 0.1
 
 
