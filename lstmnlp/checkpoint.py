@@ -252,11 +252,9 @@ def remove_unfinished(run_dir: Path, *, keep_dir: bool) -> None:
 
     if not run_dir.is_dir() or any(run_dir.rglob("*.safetensors")):
         return
+    shutil.rmtree(run_dir, ignore_errors=True)
     if keep_dir:
-        for entry in run_dir.iterdir():
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
-    else:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(exist_ok=True)
 
 
 def create_run_dir(out: Path | None, name: str, base: Path = Path("runs")) -> Path:

@@ -29,8 +29,8 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("model.pooling", "model.classifier_hidden", "model.class_weights", "model.init_from",
                      "model.nbsvm_ngrams", "train.unfreeze_every", "train.pretrained_lr_ratio"), ("classify",)),
     **dict.fromkeys(("train.bptt", "train.eval_streams"), ("lm",)),
-    **dict.fromkeys(("data.format", "data.text_column", "data.label_column", "data.sst_labels", "data.phrases",
-                     "data.neutral_phrases", "data.label_files"), ("classify",)),
+    **dict.fromkeys(("data.format", "data.text_column", "data.label_column", "data.sst_labels", "data.label_files"),
+                    ("classify",)),  # data.phrases and data.neutral_phrases need data.format sst (DataConfig)
     **dict.fromkeys(("data.source_lang", "data.target_lang"), ("translate",)),
     "data.lowercase": ("classify", "autoencoder"),
     "data.max_length": SEQ2SEQ_TASKS + ("classify",),
