@@ -15,6 +15,7 @@ from rich.table import Table
 
 from lstmnlp.cli_average import average
 from lstmnlp.cli_classify import classify, run_cross_validation
+from lstmnlp.cli_embeddings import embeddings
 from lstmnlp.cli_generate import generate
 from lstmnlp.cli_inspect import inspect, plot
 from lstmnlp.cli_score import score
@@ -211,7 +212,7 @@ def _render_train_summary(summary) -> None:
 
 # The other commands live beside their helpers; registered here, after train and generate, so
 # that `lstmnlp --help` lists them in the order a user meets them.
-for command in (generate, score, translate, evaluate, classify, average, plot, inspect):
+for command in (generate, score, translate, evaluate, classify, average, plot, inspect, embeddings):
     app.command()(command)
 
 

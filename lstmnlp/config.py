@@ -25,6 +25,7 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("model.decoder_hidden_size", "model.decoder_layers", "model.attention", "model.input_feeding",
                      "model.share_embeddings", "train.eval_bleu_batches"), SEQ2SEQ_TASKS),
     "model.label_smoothing": SEQ2SEQ_TASKS + ("classify",),
+    "model.adversarial": ("classify",),
     "model.tie_weights": ("lm",) + SEQ2SEQ_TASKS,
     **dict.fromkeys(("model.pooling", "model.classifier_hidden", "model.class_weights", "model.init_from",
                      "model.nbsvm_ngrams", "train.unfreeze_every", "train.pretrained_lr_ratio"), ("classify",)),
@@ -139,6 +140,7 @@ class ModelConfig:
     pooling: str = "max"  # one of POOLINGS, over the encoder outputs, masked at padding
     classifier_hidden: int = 0  # hidden units of the MLP before the logits; 0 = one linear layer
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced data)
+    adversarial: float = 0.0  # > 0: also train on embeddings moved along the loss gradient (models/adversarial.py)
     init_from: str = ""  # start embedding and encoder from an LM run (ULMFiT) or an autoencoder run
     nbsvm_ngrams: int = 0  # > 0: mix in an NBSVM over word 1..n-grams (Wang & Manning 2012); 0 = none
     nbsvm_char_ngrams: int = 0  # > 0: that NBSVM also reads character 2..n-grams; 0 = words only
@@ -158,6 +160,8 @@ class ModelConfig:
         _check(self.attention != "none" or not self.input_feeding, "model.input_feeding",
                "feeds the previous attentional vector, so it needs attention; set model.input_feeding=false")
         _check(0.0 <= self.label_smoothing < 1.0, "model.label_smoothing", "must lie in [0, 1)")
+        _check(0.0 <= self.adversarial <= 1.0, "model.adversarial",
+               "must lie in [0, 1] (the perturbation's size as a share of the sentence's embedding norm)")
         _check(self.pooling in POOLINGS, "model.pooling", "must be one of " + ", ".join(POOLINGS))
         _check(self.classifier_hidden >= 0, "model.classifier_hidden", "must not be negative")
         _check(0 <= self.nbsvm_ngrams <= 5, "model.nbsvm_ngrams", "must lie in 0..5 (the longest word n-gram)")

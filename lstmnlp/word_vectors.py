@@ -138,3 +138,20 @@ def _numbers(fields: list[str], path: Path, number: int) -> torch.Tensor:
         return torch.tensor([float(field) for field in fields], dtype=torch.float32)
     except ValueError:
         raise UserError(f"model.word_vectors: {path}, line {number}: expected numbers after the word") from None
+
+
+def embedding_lines(embedding: torch.Tensor, tokenizer: Tokenizer, *, pieces: bool = False) -> list[str]:
+    """A (V, E) embedding as word2vec text lines, header first ("COUNT DIMENSION"): each
+    whole-word piece under its word, which `fill_embedding` reads back into the same row; with
+    `pieces`, every piece as sentencepiece spells it (the padding row aside)."""
+    rows: list[tuple[str, int]] = []
+    for piece_id in range(tokenizer.vocab_size):
+        piece = tokenizer.id_to_piece(piece_id)
+        if pieces and piece_id != tokenizer.pad_id:
+            rows.append((piece, piece_id))
+        elif piece.startswith(WORD_START) and len(piece) > 1:
+            rows.append((piece[1:], piece_id))
+    values = embedding.detach().float().cpu()
+    lines = [f"{len(rows)} {values.shape[1]}"]
+    lines.extend(word + " " + " ".join(f"{x:.6g}" for x in values[row].tolist()) for word, row in rows)
+    return lines

@@ -9,6 +9,7 @@ from conftest import overfit
 from lstmnlp.classification_data import stratified_folds
 from lstmnlp.config import ModelConfig
 from lstmnlp.metrics import classification_scores
+from lstmnlp.models.adversarial import adversarial_offset, probe_like
 from lstmnlp.models.classifier import ClassifierBatch, TextClassifier
 from lstmnlp.models.language_model import LanguageModel
 from lstmnlp.modules.encoder import EncoderOutput
@@ -78,6 +79,36 @@ def test_label_smoothing_trains_on_smoothed_targets_and_logs_plain_cross_entropy
     torch.testing.assert_close(output.total, plain.total)  # same weights (seed 0): the logged NLL is unsmoothed
     assert not torch.isclose(output.loss, plain.loss)
 
+
+def test_adversarial_offset_has_the_asked_size_and_raises_the_loss():
+    model = make_classifier(classes=2, classifier_hidden=5)
+    ids = torch.tensor([[5, 6, 7, 0], [4, 9, 8, 3]])
+    batch = ClassifierBatch(ids, torch.tensor([3, 4]), torch.tensor([0, 1]))
+    real = ids != 0
+    probe = probe_like(model.encoder.embedding, ids)
+    clean, _ = model._weighted_loss(batch, probe)
+    embedded = model.encoder.embedding(ids)
+    offset = adversarial_offset(clean, probe, embedded, real, 0.05)
+    torch.testing.assert_close(offset.flatten(1).norm(dim=1), 0.05 * embedded.flatten(1).norm(dim=1))
+    assert torch.all(offset[0, 3] == 0)  # padding is not moved
+    moved, _ = model._weighted_loss(batch, offset)
+    torch.manual_seed(1)
+    random = torch.randn_like(offset) * real[..., None]
+    random = random * (offset.flatten(1).norm(dim=1) / random.flatten(1).norm(dim=1))[:, None, None]
+    randomly_moved, _ = model._weighted_loss(batch, random)
+    assert moved > randomly_moved and moved > clean  # the gradient's direction raises the loss most
+
+
+def test_adversarial_loss_adds_the_moved_loss_in_training_only():
+    plain, adversarial = make_classifier(classes=2), make_classifier(classes=2, adversarial=0.1)
+    batch = ClassifierBatch(torch.tensor([[5, 6, 7], [4, 9, 0]]), torch.tensor([3, 2]), torch.tensor([0, 1]))
+    torch.testing.assert_close(adversarial.loss(batch).loss, plain.loss(batch).loss)  # eval: no perturbation
+    plain.train(), adversarial.train()
+    trained, clean = adversarial.loss(batch), plain.loss(batch)
+    torch.testing.assert_close(trained.total, clean.total)  # the log keeps the clean cross-entropy
+    assert trained.loss > 2 * clean.loss
+    trained.loss.backward()
+    assert all(p.grad is not None for p in adversarial.parameters() if p.requires_grad)
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_transfer_copies_language_model_weights(bidirectional):

@@ -115,6 +115,21 @@ def test_max_mean_pooling_through_the_cli(sst_slice, tmp_path):
                               "--set", "model.pooling=min"), "model.pooling")
 
 
+def test_adversarial_training_through_the_cli(sst_slice, tmp_path):
+    """model.adversarial trains other weights than the same run without it, and the run classifies."""
+    weights = {}
+    for share in ("0.1", "0"):
+        out = tmp_path / f"adversarial-{share}"
+        trained = run_cli("train", str(ROOT / "recipes" / "sst2.yaml"), "--data-dir", str(sst_slice), "--out",
+                          str(out), "--set", "data.phrases=false", *TINY_CLS, "--set", "train.max_steps=10",
+                          "--set", f"model.adversarial={share}")
+        assert trained.returncode == 0, trained.stderr + trained.stdout
+        weights[share] = load_file(out / "last.safetensors")
+    assert not torch.equal(weights["0.1"]["head.weight"], weights["0"]["head.weight"])
+    assert "adversarial: 0.1" in (tmp_path / "adversarial-0.1" / "config.yaml").read_text(encoding="utf-8")
+    labels = run_cli("classify", str(tmp_path / "adversarial-0.1"), stdin="a fine film .\n").stdout.split()
+    assert labels in (["negative"], ["positive"])
+
 def test_sst5_phrases_and_cross_validation(sst_slice, mr_slice, tmp_path):
     sst5 = run_cli("train", str(ROOT / "recipes" / "sst5.yaml"), "--data-dir", str(sst_slice),
                    "--out", str(tmp_path / "sst5"), *TINY_CLS, "--set", "train.max_steps=10")
@@ -221,6 +236,19 @@ def test_word_vectors_start_a_frozen_embedding(mr_slice, tmp_path):
     assert len(filled) > 100
     for piece_id, word in filled:
         assert torch.allclose(weight[piece_id].float(), vectors[word], atol=1e-5)
+    # `lstmnlp embeddings` writes the learned table back out as a file model.word_vectors reads
+    exported = tmp_path / "exported.txt"
+    assert run_cli("embeddings", str(out), "--out", str(exported)).returncode == 0
+    count, dimension = map(int, exported.read_text(encoding="utf-8").splitlines()[0].split())
+    assert (count, dimension) == (sum(tokenizer.id_to_piece(i).startswith("\u2581") for i in range(tokenizer.vocab_size)), 16)
+    from lstmnlp.word_vectors import fill_embedding
+
+    refilled = torch.nn.Embedding(tokenizer.vocab_size, 16, padding_idx=0)
+    assert fill_embedding(refilled, tokenizer, exported).found == count
+    assert torch.allclose(refilled.weight[4:], weight[4:].float(), atol=1e-5)  # every row but the specials
+    every_piece = run_cli("embeddings", str(out), "--pieces")
+    assert every_piece.stdout.splitlines()[0] == f"{tokenizer.vocab_size - 1} 16"  # all but padding, on stdout
+    assert_user_error(run_cli("embeddings", str(out), "--side", "target"), "--side target")
     assert_user_error(run_cli("train", str(ROOT / "recipes" / "mr.yaml"), "--data-dir", str(mr_slice),
                               "--out", str(tmp_path / "bad"), *TINY_CLS, "--set", f"model.word_vectors={path}",
                               "--set", "model.embedding_dim=24"),

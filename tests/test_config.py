@@ -36,6 +36,7 @@ def test_unknown_section_names_closest():
     ("tokenizer.model_type=bytes", "tokenizer.model_type"),
     ("train.adam_beta2=1.0", "train.adam_beta2: must lie between 0 and 1"),
     ("train.average_decay=1.5", "train.average_decay: must lie in [0, 1)"),
+    ("model.adversarial=-0.1", "model.adversarial: must lie in [0, 1]"),
     ("tokenizer.sampling_alpha=0.3", "tokenizer.sampling_alpha: must lie in [0, 1], and samples only bpe or unigram"),
 ])
 def test_bad_values_name_their_key(override, fragment):
@@ -83,7 +84,8 @@ def test_parallel_members_is_for_classifier_ensembles():
 @pytest.mark.parametrize("task, key", [("lm", "model.label_smoothing=0.1"), ("classify", "model.attention=luong"),
                                        ("translate", "model.pooling=mean"), ("lm", "model.class_weights=true"),
                                        ("classify", "model.tie_weights=true"), ("classify", "train.bptt=64"),
-                                       ("lm", "train.eval_bleu_batches=4"), ("translate", "train.unfreeze_every=5")])
+                                       ("lm", "train.eval_bleu_batches=4"), ("translate", "train.unfreeze_every=5"),
+                                       ("translate", "model.adversarial=0.05")])
 def test_a_model_key_the_task_does_not_read_is_refused(task, key):
     languages = ["data.source_lang=de", "data.target_lang=en"] if task == "translate" else []
     with pytest.raises(UserError, match=f"{key.split('=')[0]}: is read by .* runs only"):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from lstmnlp.errors import UserError
-from lstmnlp.word_vectors import candidate_words, fill_embedding
+from lstmnlp.word_vectors import candidate_words, embedding_lines, fill_embedding
 
 PIECES = ["<pad>", "<unk>", "<s>", "</s>", "\u2581Good", "\u2581film", "ing", "\u2581the", "\u2581unseen", "\u2581"]
 
@@ -17,6 +17,7 @@ class PieceList:
     """Stands in for a Tokenizer: just its pieces."""
 
     vocab_size = len(PIECES)
+    pad_id = 0
 
     def id_to_piece(self, piece_id: int) -> str:
         return PIECES[piece_id]
@@ -100,3 +101,17 @@ def test_binary_and_missing_files_are_refused(tmp_path):
         fill_embedding(embedding(), PieceList(), binary)
     with pytest.raises(UserError, match="no such file"):
         fill_embedding(embedding(), PieceList(), tmp_path / "absent.txt")
+
+
+def test_written_vectors_read_back_into_the_same_rows(tmp_path):
+    table = embedding()
+    lines = embedding_lines(table.weight, PieceList())
+    assert lines[0] == "4 3" and [line.split()[0] for line in lines[1:]] == ["Good", "film", "the", "unseen"]
+    path = tmp_path / "exported.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    refilled = nn.Embedding(len(PIECES), 3, padding_idx=0)
+    assert fill_embedding(refilled, PieceList(), path).found == 4
+    rows = [4, 5, 7, 8]
+    assert torch.allclose(refilled.weight[rows], table.weight[rows], atol=1e-5)
+    every_piece = embedding_lines(table.weight, PieceList(), pieces=True)
+    assert every_piece[0] == "9 3" and every_piece[1].split()[0] == "<unk>" and every_piece[-1].split()[0] == "\u2581"

@@ -13,6 +13,7 @@ from torch import nn
 
 from lstmnlp.config import ModelConfig
 from lstmnlp.models import build_encoder
+from lstmnlp.models.adversarial import adversarial_offset, probe_like
 from lstmnlp.models.outputs import LossOutput, row_cross_entropy
 from lstmnlp.modules.dropout import Dropout
 from lstmnlp.modules.pooling import SequencePooling
@@ -33,6 +34,7 @@ class TextClassifier(nn.Module):
         super().__init__()
         self.num_labels = num_classes
         self.label_smoothing = config.label_smoothing
+        self.adversarial = config.adversarial
         num_classes += hidden_classes
         self.encoder = build_encoder(config, vocab_size=vocab_size, pad_id=pad_id, bidirectional=config.bidirectional)
         features = config.hidden_size * self.encoder.num_directions
@@ -52,9 +54,11 @@ class TextClassifier(nn.Module):
         logits, weights = self.all_logits(ids, lengths)
         return logits[:, :self.num_labels], weights
 
-    def all_logits(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`forward` with the hidden classes' logits too: (B, C + hidden)."""
-        encoded = self.encoder(ids, lengths, time_aligned=not self.pooling.order_free)
+    def all_logits(self, ids: torch.Tensor, lengths: torch.Tensor,
+                   offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`forward` with the hidden classes' logits too: (B, C + hidden); `offset` (B, T, E) is
+        added to the embedded tokens."""
+        encoded = self.encoder(ids, lengths, time_aligned=not self.pooling.order_free, offset=offset)
         lengths = lengths.to(ids.device, non_blocking=True)
         mask = torch.arange(ids.size(1), device=ids.device)[None, :] < lengths[:, None]  # (B, T)
         pooled, weights = self.pooling(encoded, mask)  # (B, D*H), or (B, 2*D*H) for max_mean
@@ -62,9 +66,23 @@ class TextClassifier(nn.Module):
 
     def loss(self, batch: ClassifierBatch, carry=None) -> LossOutput:
         """Mean (class-weighted, label-smoothed) cross-entropy over the batch's examples, hidden
-        classes included; the plain cross-entropy summed for the logs."""
-        logits, _ = self.all_logits(batch.ids, batch.lengths)
+        classes included; the plain cross-entropy summed for the logs. With `model.adversarial`, in
+        training, plus the same loss with the embeddings moved against the model (adversarial.py)."""
+        if not (self.training and self.adversarial > 0):
+            loss, nll = self._weighted_loss(batch)
+        else:
+            probe = probe_like(self.encoder.embedding, batch.ids)
+            loss, nll = self._weighted_loss(batch, probe)
+            real = torch.arange(batch.ids.size(1), device=batch.ids.device)[None, :] < batch.lengths.to(
+                batch.ids.device)[:, None]
+            offset = adversarial_offset(loss, probe, self.encoder.embedding(batch.ids), real, self.adversarial)
+            loss = loss + self._weighted_loss(batch, offset)[0]
+        return LossOutput(loss, nll.detach().sum(), batch.labels.numel(), tokens=batch.lengths.sum())
+
+    def _weighted_loss(self, batch: ClassifierBatch,
+                       offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class-weighted mean of the smoothed losses, (B,) plain cross-entropies)."""
+        logits, _ = self.all_logits(batch.ids, batch.lengths, offset)
         losses, nll = row_cross_entropy(logits, batch.labels, self.label_smoothing)  # (B,) each
         weights = self.class_weights[batch.labels]
-        loss = (losses * weights).sum() / weights.sum()
-        return LossOutput(loss, nll.detach().sum(), batch.labels.numel(), tokens=batch.lengths.sum())
+        return (losses * weights).sum() / weights.sum(), nll

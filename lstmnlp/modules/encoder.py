@@ -114,7 +114,8 @@ class StackedLSTMEncoder(nn.Module):
         return LSTMState(zeros, zeros.clone())
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor | None = None,
-                state: LSTMState | None = None, *, time_aligned: bool = True) -> EncoderOutput:
+                state: LSTMState | None = None, *, time_aligned: bool = True,
+                offset: torch.Tensor | None = None) -> EncoderOutput:
         """Encode a batch.
 
         Args:
@@ -126,8 +127,12 @@ class StackedLSTMEncoder(nn.Module):
                 row's length (padding still zero), saving a reorder, for callers that pool with
                 no regard to order (max, mean over time). Honoured by the fused path over a
                 variable-length batch; elsewhere outputs are aligned anyway.
+            offset: (B, T, E) added to the embedded tokens before their dropout (adversarial training).
         """
-        embedded = self.embedding_dropout(self.word_dropout(self.embedding(ids)))  # (B, T, E)
+        embedded = self.embedding(ids)
+        if offset is not None:
+            embedded = embedded + offset
+        embedded = self.embedding_dropout(self.word_dropout(embedded))  # (B, T, E)
         if state is None:
             state = self.initial_state(ids.size(0), ids.device)
         if self.stepped:
