@@ -26,6 +26,7 @@ TASK_KEYS: dict[str, tuple[str, ...]] = {
                      "model.share_embeddings", "train.eval_bleu_batches"), SEQ2SEQ_TASKS),
     "model.label_smoothing": SEQ2SEQ_TASKS + ("classify",),
     "model.adversarial": ("classify",),
+    "model.target_word_vectors": SEQ2SEQ_TASKS,
     "model.tie_weights": ("lm",) + SEQ2SEQ_TASKS,
     **dict.fromkeys(("model.pooling", "model.classifier_hidden", "model.class_weights", "model.init_from",
                      "model.nbsvm_ngrams", "train.unfreeze_every", "train.pretrained_lr_ratio"), ("classify",)),
@@ -134,6 +135,7 @@ class ModelConfig:
     attention: str = "bahdanau"  # bahdanau (additive) | luong (general) | dot | none (start state only)
     input_feeding: bool = True  # feed the previous attentional vector to the decoder (Luong et al. 2015)
     share_embeddings: bool = False  # one embedding for source and target (needs a joint vocabulary)
+    target_word_vectors: str = ""  # as word_vectors, for the decoder's (target) embedding
     # Translation and classification:
     label_smoothing: float = 0.0  # (Szegedy et al. 2016)
     # Classification only:
@@ -258,6 +260,9 @@ class ExperimentConfig:
                "data.valid, a file of its own, it would learn the data that measures it")
         _check(not (self.model.word_vectors and self.model.init_from), "model.word_vectors",
                "model.init_from already brings the embedding; set one of the two")
+        _check(not (self.model.target_word_vectors and self.model.share_embeddings), "model.target_word_vectors",
+               "the target side shares the source embedding (model.share_embeddings), which model.word_vectors "
+               "fills; set one file, there")
         tied_to_input = self.model.tie_weights and (self.task == "lm" or self.model.share_embeddings)
         _check(not (self.model.freeze_embeddings and tied_to_input), "model.freeze_embeddings",
                "the output layer shares the embedding (model.tie_weights), so it would stay untrained too; "

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any
 
 from lstmnlp.errors import UserError
+
+# A number in exponent notation without a dot, which YAML 1.1 leaves as text: 1e-4, 5E3, -2e+2.
+YAML11_EXPONENT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 
 
 def build_dataclass(cls: type, tree: Any, prefix: str = "") -> Any:
@@ -59,6 +63,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and YAML11_EXPONENT.fullmatch(value.strip()):
+            return float(value)  # 1e-4: YAML 1.1 (PyYAML) reads it as text, as it wants a dot (1.0e-4)
         raise UserError(f"{key}: expected a number, got {value!r}")
     if hint is str:
         if value is None:

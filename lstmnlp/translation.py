@@ -162,6 +162,8 @@ def train_translation(config: ExperimentConfig, run_dir: Path, *, reporter: Repo
                         target_vocab_size=target_tokenizer.vocab_size).to(device)
     if not resume:
         apply_word_vectors(config.model.word_vectors, model.encoder.embedding, source_tokenizer, log)
+        apply_word_vectors(config.model.target_word_vectors, model.decoder.embedding, target_tokenizer, log,
+                           key="model.target_word_vectors")
     parameters = sum(p.numel() for p in model.parameters())
     meta = checkpoint.run_meta(config.task, vocab_size=source_tokenizer.vocab_size, parameters=parameters,
                                target_vocab_size=target_tokenizer.vocab_size, data=report.summary(),

@@ -1,4 +1,5 @@
-"""Pretrained word vectors (`model.word_vectors`) as the start of the encoder's embedding table.
+"""Pretrained word vectors as the start of an embedding table: the encoder's (`model.word_vectors`)
+or a translation decoder's (`model.target_word_vectors`); and an embedding written as such a file.
 
 Reads the text formats that GloVe, word2vec (`-binary 0`) and fastText (`.vec`) write: one word
 and its numbers per line, separated by spaces, with or without word2vec's "COUNT DIMENSION"
@@ -53,14 +54,15 @@ def candidate_words(tokenizer: Tokenizer) -> dict[int, tuple[str, ...]]:
     return candidates
 
 
-def read_vectors(path: Path, wanted: set[str]) -> tuple[dict[str, torch.Tensor], int]:
+def read_vectors(path: Path, wanted: set[str], key: str = "model.word_vectors") -> tuple[dict[str, torch.Tensor], int]:
     """The vectors of the `wanted` words in a text vector file, and the file's dimension.
 
     Raises:
-        UserError: a missing or unreadable file, or a line that is not a word and its numbers.
+        UserError (naming the recipe's `key`): a missing or unreadable file, or a line that is not
+        a word and its numbers.
     """
     if not path.is_file():
-        raise UserError(f"model.word_vectors: {path}: " + ("is a directory" if path.is_dir() else "no such file"))
+        raise UserError(f"{key}: {path}: " + ("is a directory" if path.is_dir() else "no such file"))
     vectors: dict[str, torch.Tensor] = {}
     dimension = 0
     try:
@@ -72,41 +74,43 @@ def read_vectors(path: Path, wanted: set[str]) -> tuple[dict[str, torch.Tensor],
                 if not dimension:
                     dimension = len(numbers.split(" ")) if numbers else 0
                     if not dimension:
-                        raise UserError(f"model.word_vectors: {path}, line {number}: expected a word and its "
+                        raise UserError(f"{key}: {path}, line {number}: expected a word and its "
                                         "numbers separated by spaces")
                 if word in wanted and word not in vectors:  # only these lines are split: files hold millions
                     fields = numbers.split(" ")
                     if len(fields) < dimension:
-                        raise UserError(f"model.word_vectors: {path}, line {number}: {len(fields)} numbers "
+                        raise UserError(f"{key}: {path}, line {number}: {len(fields)} numbers "
                                         f"where the first vector has {dimension}")
                     if len(fields) == dimension:  # more: the entry's word holds spaces (a few GloVe lines)
-                        vectors[word] = _numbers(fields, path, number)
+                        vectors[word] = _numbers(fields, path, number, key)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
-        raise UserError(f"model.word_vectors: {path}: not a text vector file (GloVe .txt, word2vec text "
+        raise UserError(f"{key}: {path}: not a text vector file (GloVe .txt, word2vec text "
                         "(-binary 0) or fastText .vec, optionally .gz)") from None
     except OSError as error:
-        raise UserError(f"model.word_vectors: {path}: {error.strerror or error}") from None
+        raise UserError(f"{key}: {path}: {error.strerror or error}") from None
     if not dimension:
-        raise UserError(f"model.word_vectors: {path}: holds no vectors")
+        raise UserError(f"{key}: {path}: holds no vectors")
     return vectors, dimension
 
 
 @torch.no_grad()
-def fill_embedding(embedding: nn.Embedding, tokenizer: Tokenizer, path: Path) -> VectorReport:
-    """Start `embedding`'s rows from the vectors in `path` (see the module's docstring).
+def fill_embedding(embedding: nn.Embedding, tokenizer: Tokenizer, path: Path,
+                   key: str = "model.word_vectors") -> VectorReport:
+    """Start `embedding`'s rows from the vectors in `path` (see the module's docstring), which
+    the recipe's `key` names.
 
     Raises:
         UserError: a file of another dimension than the embedding's, or none of the vocabulary in it.
     """
     candidates = candidate_words(tokenizer)
-    vectors, dimension = read_vectors(path, {word for words in candidates.values() for word in words})
+    vectors, dimension = read_vectors(path, {word for words in candidates.values() for word in words}, key)
     if dimension != embedding.embedding_dim:
-        raise UserError(f"model.word_vectors: {path} holds {dimension}-dimensional vectors and "
+        raise UserError(f"{key}: {path} holds {dimension}-dimensional vectors and "
                         f"model.embedding_dim is {embedding.embedding_dim}; set them equal")
     found = {piece_id: next(vectors[word] for word in words if word in vectors)
              for piece_id, words in candidates.items() if any(word in vectors for word in words)}
     if not found:
-        raise UserError(f"model.word_vectors: none of the {len(candidates):,} whole-word pieces of the tokenizer is "
+        raise UserError(f"{key}: none of the {len(candidates):,} whole-word pieces of the tokenizer is "
                         f"in {path} (word vectors suit word, bpe and unigram tokenizers, of the file's casing)")
     weight = embedding.weight
     rows = torch.tensor(sorted(found), dtype=torch.long)
@@ -122,10 +126,13 @@ def fill_embedding(embedding: nn.Embedding, tokenizer: Tokenizer, path: Path) ->
 
 
 def apply_word_vectors(path: str, embedding: nn.Embedding, tokenizer: Tokenizer,
-                       log: Callable[[str], None]) -> None:
-    """`fill_embedding` from `model.word_vectors` (nothing when it is empty), logged."""
-    if path:
-        log(fill_embedding(embedding, tokenizer, Path(path)).summary(Path(path)))
+                       log: Callable[[str], None], *, key: str = "model.word_vectors") -> None:
+    """`fill_embedding` from the file that recipe `key` names (nothing when it is empty), logged;
+    errors name the key."""
+    if not path:
+        return
+    report = fill_embedding(embedding, tokenizer, Path(path), key)
+    log(("target " if key == "model.target_word_vectors" else "") + report.summary(Path(path)))
 
 
 def _open_text(path: Path) -> IO[str]:
@@ -133,11 +140,11 @@ def _open_text(path: Path) -> IO[str]:
     return opener(path, "rt", encoding="utf-8")
 
 
-def _numbers(fields: list[str], path: Path, number: int) -> torch.Tensor:
+def _numbers(fields: list[str], path: Path, number: int, key: str) -> torch.Tensor:
     try:
         return torch.tensor([float(field) for field in fields], dtype=torch.float32)
     except ValueError:
-        raise UserError(f"model.word_vectors: {path}, line {number}: expected numbers after the word") from None
+        raise UserError(f"{key}: {path}, line {number}: expected numbers after the word") from None
 
 
 def embedding_lines(embedding: torch.Tensor, tokenizer: Tokenizer, *, pieces: bool = False) -> list[str]:

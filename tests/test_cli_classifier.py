@@ -240,7 +240,8 @@ def test_word_vectors_start_a_frozen_embedding(mr_slice, tmp_path):
     exported = tmp_path / "exported.txt"
     assert run_cli("embeddings", str(out), "--out", str(exported)).returncode == 0
     count, dimension = map(int, exported.read_text(encoding="utf-8").splitlines()[0].split())
-    assert (count, dimension) == (sum(tokenizer.id_to_piece(i).startswith("\u2581") for i in range(tokenizer.vocab_size)), 16)
+    words = [piece for piece in map(tokenizer.id_to_piece, range(tokenizer.vocab_size)) if piece.startswith("\u2581")]
+    assert (count, dimension) == (len(words), 16)
     from lstmnlp.word_vectors import fill_embedding
 
     refilled = torch.nn.Embedding(tokenizer.vocab_size, 16, padding_idx=0)

@@ -294,3 +294,33 @@ def test_auto_precision_uses_bf16_only_for_batched_beam_search():
     assert not decode_in_bf16("fp32", 5, 64, cpu)
     if use_bf16("auto", cpu):  # explicit bf16 is refused on a CPU without native bf16
         assert decode_in_bf16("bf16", 1, 1, cpu)
+
+
+def test_target_word_vectors_start_the_decoder_embedding(multi30k_slice, tmp_path):
+    """model.target_word_vectors fills the decoder's rows from the file (a tiny learning rate keeps
+    them there for two steps); the encoder's rows of the same joint pieces are left alone."""
+    words = sorted(set((multi30k_slice / "train.en").read_text(encoding="utf-8").split()))
+    generator = torch.Generator().manual_seed(0)
+    vectors = {word: torch.randn(16, generator=generator) for word in words}
+    path = tmp_path / "en-vectors.txt"
+    path.write_text("".join(f"{word} {' '.join(f'{v:.6f}' for v in vector.tolist())}\n"
+                            for word, vector in vectors.items()), encoding="utf-8")
+    out = tmp_path / "run"
+    result = run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--data-dir", str(multi30k_slice),
+                     "--out", str(out), *TINY_MT, "--set", "train.max_steps=2", "--set", "train.eval_every=2",
+                     "--set", "train.lr=1e-9", "--set", f"model.target_word_vectors={path}")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "target word vectors: " in result.stdout
+    from lstmnlp.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(out / "tokenizer.model")
+    weights = load_file(out / "model.safetensors")
+    pieces = [tokenizer.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+    filled = [(i, piece[1:]) for i, piece in enumerate(pieces) if piece.startswith("\u2581") and piece[1:] in vectors]
+    assert len(filled) > 20
+    for piece_id, word in filled:
+        assert torch.allclose(weights["decoder.embedding.weight"][piece_id].float(), vectors[word], atol=1e-4)
+        assert not torch.allclose(weights["encoder.embedding.weight"][piece_id].float(), vectors[word], atol=1e-2)
+    assert_user_error(run_cli("train", str(ROOT / "recipes" / "multi30k-de-en.yaml"), "--data-dir", str(multi30k_slice),
+                              "--out", str(tmp_path / "bad"), *TINY_MT, "--set", "model.target_word_vectors=nothing.txt"),
+                      "model.target_word_vectors: nothing.txt: no such file")

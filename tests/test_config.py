@@ -119,6 +119,11 @@ def test_phrases_need_sst_trees():
 
 
 def test_word_vectors_and_frozen_embeddings_are_refused_where_they_clash():
+    with pytest.raises(UserError, match="model.target_word_vectors: the target side shares the source embedding"):
+        load_config(None, ["task=translate", "data.source_lang=de", "data.target_lang=en",
+                           "model.share_embeddings=true", "model.target_word_vectors=en.vec"])
+    with pytest.raises(UserError, match="model.target_word_vectors: is read by translate, autoencoder runs only"):
+        load_config(None, ["task=classify", "model.target_word_vectors=en.vec"])
     with pytest.raises(UserError, match="model.word_vectors: model.init_from already brings the embedding"):
         load_config(None, ["task=classify", "model.word_vectors=glove.txt", "model.init_from=runs/lm"])
     with pytest.raises(UserError, match="model.freeze_embeddings: the output layer shares the embedding"):
@@ -126,3 +131,14 @@ def test_word_vectors_and_frozen_embeddings_are_refused_where_they_clash():
     # A translation model ties its target embedding; the source one may stay fixed unless the two are shared.
     load_config(None, ["task=translate", "data.source_lang=de", "data.target_lang=en", "model.tie_weights=true",
                        "model.freeze_embeddings=true"])
+
+
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads 1e-4 as text; a number field takes it as the number users mean."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train:\n  lr: 3e-4\n", encoding="utf-8")
+    assert load_config(recipe, []).train.lr == pytest.approx(3e-4)
+    config = load_config(None, ["train.lr=1e-4", "model.dropout=2E-1"])
+    assert (config.train.lr, config.model.dropout) == (pytest.approx(1e-4), pytest.approx(0.2))
+    with pytest.raises(UserError, match="train.lr: expected a number, got '1e-4x'"):
+        load_config(None, ["train.lr=1e-4x"])
