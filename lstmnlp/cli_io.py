@@ -49,20 +49,20 @@ def check_no_repeat_ngram_size(size: int) -> None:
 
 
 def read_input_lines(path: Optional[Path]) -> list[str]:
-    """Lines from a file or stdin, without line ends."""
+    """Lines from a file or stdin, without line ends (LF or CRLF) or a byte-order mark."""
     from lstmnlp.data import read_lines
 
     if path is None:
         data = sys.stdin.buffer.read()
         try:
-            text = data.decode("utf-8")
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError as error:
             line = data[: error.start].count(b"\n") + 1
             raise UserError(f"<stdin>:{line}: not valid UTF-8") from None
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
-        return lines
+        return [line.rstrip("\r") for line in lines]
     if path.is_file() and path.stat().st_size == 0:
         return []
     return read_lines(path)

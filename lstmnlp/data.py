@@ -47,7 +47,8 @@ def check_text_file(path: Path) -> None:
 
 
 def read_text(path: Path) -> str:
-    """The whole file as text, after checking it exists, is a file, is not empty and is UTF-8."""
+    """The whole file as text, after checking it exists, is a file, is not empty and is UTF-8
+    (a leading byte-order mark removed)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: file not found")
@@ -62,7 +63,7 @@ def read_text(path: Path) -> str:
     if b"\x00" in raw[:65536]:
         raise UserError(f"{path}: looks like a binary file (NUL bytes), expected UTF-8 text")
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is dropped
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[error.start]:02x}); "

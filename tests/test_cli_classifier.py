@@ -41,7 +41,7 @@ def test_training_keeps_label_names_and_accuracy(sst2_run):
     assert all(0 <= r["valid_accuracy"] <= 100 and "valid_macro_f1" in r for r in valid)
 
 
-def test_classify_keeps_order_and_json_probabilities(sst2_run):
+def test_classify_keeps_order_and_json_probabilities(sst2_run, tmp_path):
     texts = "a masterpiece , moving and funny .\n\nthe worst film of the year .\nfine\n"
     plain = run_cli("classify", str(sst2_run), stdin=texts)
     assert plain.returncode == 0, plain.stderr
@@ -57,6 +57,12 @@ def test_classify_keeps_order_and_json_probabilities(sst2_run):
     reversed_text = "\n".join(reversed(texts.splitlines())) + "\n"
     backwards = run_cli("classify", str(sst2_run), "--batch-size", "1", stdin=reversed_text)
     assert backwards.stdout.splitlines() == list(reversed(labels))
+    # A Windows file (byte-order mark, CRLF line ends), piped or named, reads as the same texts.
+    windows = ("\ufeff" + texts.replace("\n", "\r\n")).encode("utf-8")
+    piped = run_cli("classify", str(sst2_run), "--json", stdin=windows).stdout.splitlines()
+    (tmp_path / "windows.txt").write_bytes(windows)
+    named = run_cli("classify", str(sst2_run), "--json", "--input", str(tmp_path / "windows.txt")).stdout.splitlines()
+    assert [json.loads(line) for line in piped] == [json.loads(line) for line in named] == rows
     typed = answers_at_terminal("classify", str(sst2_run), "--json", lines=texts.splitlines())
     assert [json.loads(answer)["label"] for answer in typed] == labels  # at a terminal: answered line by line
 

@@ -47,6 +47,8 @@ def test_parallel_counts_must_match(tmp_path):
 def test_lines_split_on_newline_only(tmp_path):
     (tmp_path / "t.txt").write_text("a\u2028b\nc\r\n", encoding="utf-8")
     assert read_lines(tmp_path / "t.txt") == ["a\u2028b", "c"]
+    (tmp_path / "bom.txt").write_bytes("\ufeffein Mann\r\nzwei\r\n".encode("utf-8"))  # as Notepad saves it
+    assert read_lines(tmp_path / "bom.txt") == ["ein Mann", "zwei"]
 
 
 def test_real_parallel_multi30k():
