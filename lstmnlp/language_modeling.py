@@ -24,7 +24,7 @@ from lstmnlp.errors import UserError
 from lstmnlp.metrics import ScoreResult, line_score
 from lstmnlp.lm_data import TextStream, batchify, encode_text, evaluate_stream, text_beside, windows
 from lstmnlp.models import build_model
-from lstmnlp.search import beam_search, sample
+from lstmnlp.search import beam_search, make_generator, sample
 from lstmnlp.tokenizer import Tokenizer, train_tokenizer
 from lstmnlp.train import Reporter, Trainer, TrainResult, fit_run, start_training
 from lstmnlp.word_vectors import apply_word_vectors
@@ -155,9 +155,7 @@ def generate_text(model, tokenizer: Tokenizer, *, prompt: str, max_tokens: int, 
     `no_repeat_ngram_size` n > 0: no n tokens repeated in the continuation; `lines` n > 0: the text
     ends where the model writes its n-th line break (that break not included). A `backward` model
     writes the text before the prompt, last token first, so `on_text` gets it whole at the end."""
-    generator = torch.Generator(device="cpu")
-    if seed is not None:
-        generator.manual_seed(seed)
+    generator = make_generator(seed)
     start, state = prime(model, tokenizer, prompt, backward=backward)
     context = prompt_line(tokenizer, prompt, backward=backward)
     produced: list[int] = []

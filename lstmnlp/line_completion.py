@@ -14,7 +14,7 @@ import torch
 
 from lstmnlp.language_modeling import cpu_step, prime_ids, prompt_line, with_prompt
 from lstmnlp.lm_data import text_beside
-from lstmnlp.search import beam_search, sample
+from lstmnlp.search import beam_search, make_generator, sample
 from lstmnlp.tokenizer import Tokenizer
 
 
@@ -30,9 +30,7 @@ def complete_lines(model, tokenizer: Tokenizer, prompts: Sequence[str], *, max_t
     penalty 1). `seed` makes the whole output repeatable for the same prompts and options."""
     if any("\n" in prompt for prompt in prompts):
         raise ValueError("complete_lines: a prompt must be one line")
-    generator = torch.Generator(device="cpu")
-    if seed is not None:
-        generator.manual_seed(seed)
+    generator = make_generator(seed)
     eos = tokenizer.eos_id
     encoded = [ids[::-1] if backward else ids for ids in tokenizer.encode_batch(list(prompts))]
     copies = 1 if beam_size > 1 else num_samples  # beam search gives its n-best from one row

@@ -33,6 +33,18 @@ class Hypothesis:
     normalized_score: float  # score after the length penalty, used for ranking
 
 
+def make_generator(seed: int | None) -> torch.Generator:
+    """The CPU generator draws are made with: seeded, for repeatable draws; else seeded from the
+    operating system's entropy (a new `torch.Generator` always starts from one fixed seed, so
+    every unseeded run would draw the same text)."""
+    generator = torch.Generator(device="cpu")
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
 def filter_log_probs(log_probs: torch.Tensor, *, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
     """Set to -inf every token outside the top `top_k` and outside the smallest set whose
     probability reaches `top_p` (nucleus sampling, Holtzman et al., arXiv:1904.09751). (B, V)."""

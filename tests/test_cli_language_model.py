@@ -31,6 +31,20 @@ def test_generate_is_reproducible_and_streams(tiny_lm_run):
     assert other.stdout != first.stdout
 
 
+def test_generate_without_a_seed_draws_afresh(tiny_lm_run):
+    """No --seed: each run, each of --num-samples and each --input line's samples are new draws (a
+    fresh torch.Generator starts from one fixed seed: every run gave the same text)."""
+    options = ["--prompt", "ROMEO:", "--max-tokens", "40"]
+    runs = [run_cli("generate", str(tiny_lm_run), *options).stdout for _ in range(2)]
+    assert runs[0] != runs[1]
+    both = run_cli("generate", str(tiny_lm_run), *options, "--num-samples", "2").stdout  # A\n, \n, B\n
+    half = len(both) // 2
+    assert both.startswith("ROMEO:") and not (len(both) % 2 == 1 and both[:half] == both[half + 1:])  # A != B
+    completions = [run_cli("generate", str(tiny_lm_run), "--input", "-", "--max-tokens", "30", stdin="ROMEO:\n").stdout
+                   for _ in range(2)]
+    assert completions[0] != completions[1]
+
+
 def test_generate_greedy_beam_topk_topp_and_samples(tiny_lm_run):
     greedy = run_cli("generate", str(tiny_lm_run), "--temperature", "0", "--max-tokens", "20")
     greedy_again = run_cli("generate", str(tiny_lm_run), "--temperature", "0", "--max-tokens", "20")
