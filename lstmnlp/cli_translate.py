@@ -134,8 +134,9 @@ def decode_in_bf16(precision: str, beam_size: int, batch_size: int, device) -> b
 
 @user_errors
 def evaluate(
-    targets: list[str] = typer.Argument(..., help="`bleu` to score files, or a translation or classifier "
-                                        "RUN_DIR (several: an ensemble).", metavar="bleu|RUN_DIR..."),
+    targets: Optional[list[str]] = typer.Argument(None, help="`bleu` to score files (the default with --hyp), or "
+                                                  "a translation or classifier RUN_DIR (several: an ensemble).",
+                                                  metavar="bleu|RUN_DIR..."),
     hyp: Optional[Path] = typer.Option(None, "--hyp", help="Hypotheses, one per line (with `bleu`)."),
     ref: Optional[Path] = typer.Option(None, "--ref", help="References, one per line, plain text."),
     input: Optional[Path] = typer.Option(None, "--input", help="Source text to translate, or texts to classify."),
@@ -157,6 +158,10 @@ def evaluate(
     from lstmnlp.data import read_lines
     from lstmnlp.metrics import bleu_and_chrf
 
+    if not targets:
+        if hyp is None:
+            raise UserError("evaluate needs a RUN_DIR (with --input), or --hyp FILE and --ref FILE")
+        targets = ["bleu"]  # files alone: what else could be meant
     target, run_dirs = targets[0], [Path(name) for name in targets]
     check_no_repeat_ngram_size(no_repeat_ngram_size)
     check_precision(precision)

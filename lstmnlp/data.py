@@ -102,7 +102,8 @@ def read_labeled(path: Path, *, text_column: str = "text", label_column: str = "
     dataset = _load_local(builder, path, options)
     for column in (text_column, label_column):
         if column not in dataset.column_names:
-            raise UserError(f"{path}: no column {column!r} (columns: {', '.join(dataset.column_names)})")
+            hint = ("; a .tsv/.csv file's first line names its columns" if suffix in (".tsv", ".csv") else "")
+            raise UserError(f"{path}: no column {column!r} (columns: {', '.join(dataset.column_names)}{hint})")
     report = LoadReport(str(path))
     texts, labels = [], []
     for row, (text, label) in enumerate(zip(dataset[text_column], dataset[label_column]), start=1):

@@ -188,6 +188,9 @@ def test_evaluate_bleu_and_run(tiny_mt_run, multi30k_slice, tmp_path):
     assert fp32.returncode == 0 and translated.returncode == 0, fp32.stderr + translated.stderr
     of_file = run_cli("evaluate", "bleu", "--hyp", str(tmp_path / "hyp.en"), "--ref", str(reference), "--json")
     assert json.loads(fp32.stdout) == json.loads(of_file.stdout)
+    without_word = run_cli("evaluate", "--hyp", str(tmp_path / "hyp.en"), "--ref", str(reference), "--json")
+    assert json.loads(without_word.stdout) == json.loads(of_file.stdout)  # files alone: `bleu` is implied
+    assert_user_error(run_cli("evaluate", "--ref", str(reference)), "--hyp FILE and --ref FILE")
     assert_user_error(run_cli("evaluate", str(tiny_mt_run), "--input", str(source), "--ref", str(reference),
                               "--precision", "half"), "--precision")
     (tmp_path / "short.en").write_text("one line\n", encoding="utf-8")
